@@ -1,0 +1,3 @@
+from comfy_multi.cli import main
+
+main()

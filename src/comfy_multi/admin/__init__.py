@@ -1,0 +1,1 @@
+"""The instructor's dashboard at /admin, room tools and reports."""

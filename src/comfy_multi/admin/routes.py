@@ -1,0 +1,7 @@
+"""Routes of the instructor's dashboard."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)

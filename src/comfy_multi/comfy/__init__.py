@@ -1,0 +1,1 @@
+"""ComfyUI's own server API, spoken per user at /u/<user>/."""

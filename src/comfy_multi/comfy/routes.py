@@ -1,0 +1,7 @@
+"""ComfyUI's server API per user, under /u/<user>/."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)

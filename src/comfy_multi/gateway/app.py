@@ -1,0 +1,64 @@
+"""The gateway: one ASGI app for participants, the instructor, workers and scripts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from comfy_multi import __version__
+from comfy_multi.admin.routes import router as admin_router
+from comfy_multi.comfy.routes import router as comfy_router
+from comfy_multi.gateway import errors, health, platform_api, session_api, worker_api
+from comfy_multi.gateway.auth import Authenticator
+from comfy_multi.gateway.limits import BodyLimit
+from comfy_multi.gateway.platform import open_platform
+from comfy_multi.settings import Settings
+
+OBJECT_INFO_LIMIT = 128 * 1024 * 1024
+MULTIPART_OVERHEAD = 1024 * 1024
+
+
+def body_limits(settings: Settings):  # type: ignore[no-untyped-def]
+    def limit_for(path: str) -> int:
+        if path.startswith("/worker/v1/jobs/") and path.endswith("/outputs"):
+            return settings.max_output_bytes
+        if path == "/worker/v1/object_info":
+            return OBJECT_INFO_LIMIT
+        if "/upload/" in path or "/userdata/" in path:
+            return settings.max_upload_bytes + MULTIPART_OVERHEAD
+        return settings.max_body_bytes
+
+    return limit_for
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        platform = await open_platform(settings)
+        app.state.platform = platform
+        app.state.auth = Authenticator(platform)
+        try:
+            yield
+        finally:
+            await platform.close()
+
+    app = FastAPI(
+        title="comfy-multi platform API",
+        version=__version__,
+        description="Jobs, the shared queue, users and workers of a comfy-multi room.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.add_middleware(BodyLimit, limit_for=body_limits(settings))
+    app.include_router(platform_api.router)
+    app.include_router(session_api.router)
+    app.include_router(worker_api.router)
+    app.include_router(health.router)
+    app.include_router(admin_router)
+    app.include_router(comfy_router)
+    return app

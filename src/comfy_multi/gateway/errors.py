@@ -1,0 +1,70 @@
+"""One place that turns errors into JSON answers a person can read."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from comfy_multi.errors import RequestError
+
+logger = logging.getLogger(__name__)
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    return ".".join(parts) or "the request"
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    problems = []
+    for err in exc.errors()[:5]:
+        if err.get("type") == "json_invalid":
+            return "the request body is not valid JSON"
+        problems.append(f"{_where(tuple(err.get('loc', ())))}: {err.get('msg', 'invalid')}")
+    return "; ".join(problems) or "the request is not valid"
+
+
+async def request_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestError)
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+async def validation_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    message = _validation_message(exc)
+    status = 400 if message.startswith("the request body is not valid JSON") else 422
+    return JSONResponse({"error": "invalid_request", "message": message}, status_code=status)
+
+
+async def http_error(_: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    messages = {404: "there is nothing at this address", 405: "this address does not take that method"}
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail else None
+    message = messages.get(exc.status_code) if detail in (None, "Not Found", "Method Not Allowed") else detail
+    return JSONResponse(
+        {"error": "http_error", "message": message or str(detail)},
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
+
+
+async def store_error(request: Request, exc: Exception) -> Response:
+    logger.error("Redis error on %s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse(
+        {"error": "store_unavailable", "message": "the queue store is not answering; try again"},
+        status_code=503,
+    )
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestError, request_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RedisError, store_error)

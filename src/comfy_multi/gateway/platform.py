@@ -1,0 +1,104 @@
+"""The services one gateway process holds, built at start and closed at stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from starlette.requests import HTTPConnection
+
+from comfy_multi.files import UserFiles
+from comfy_multi.queue.events import EventBus
+from comfy_multi.queue.jobs import JobQueue
+from comfy_multi.queue.views import QueueViews
+from comfy_multi.queue.workers import WorkerRegistry
+from comfy_multi.settings import Settings
+from comfy_multi.store.connection import connect, redis_url
+from comfy_multi.users import UserStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    redis: Redis
+    raw_redis: Redis
+    queue: JobQueue
+    views: QueueViews
+    bus: EventBus
+    users: UserStore
+    workers: WorkerRegistry
+    files: UserFiles
+    secret_key: str
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.bus.stop()
+        await self.redis.aclose()
+        await self.raw_redis.aclose()
+
+
+def secret_key(settings: Settings) -> str:
+    """The cookie-signing key: from settings, else kept in the data dir."""
+    if settings.secret_key:
+        return settings.secret_key
+    path: Path = settings.data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    path.touch(mode=0o600)
+    path.write_text(key)
+    return key
+
+
+async def open_platform(settings: Settings, *, sweep: bool = True) -> Platform:
+    url = redis_url(settings)
+    redis = connect(url)
+    raw = connect(url, decode=False)
+    queue = JobQueue(redis, settings)
+    bus = EventBus(redis, raw)
+    await bus.start()
+    platform = Platform(
+        settings=settings,
+        redis=redis,
+        raw_redis=raw,
+        queue=queue,
+        views=QueueViews(queue),
+        bus=bus,
+        users=UserStore(redis),
+        workers=WorkerRegistry(redis, settings),
+        files=UserFiles(settings.users_dir),
+        secret_key=secret_key(settings),
+    )
+    if sweep:
+        platform.tasks.append(asyncio.create_task(_sweeper(platform), name="lease-sweeper"))
+    return platform
+
+
+async def _sweeper(platform: Platform) -> None:
+    """Requeue jobs whose lease ran out, whatever the traffic. Any replica may
+    run it: the sweep is one atomic script."""
+    while True:
+        try:
+            await platform.queue.sweep()
+        except RedisError as exc:
+            logger.warning("lease sweep failed: %s", exc)
+        await asyncio.sleep(platform.settings.sweep_seconds)
+
+
+def get_platform(conn: HTTPConnection) -> Platform:
+    platform: Platform = conn.app.state.platform
+    return platform

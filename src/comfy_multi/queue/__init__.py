@@ -1,0 +1,1 @@
+"""The job queue: model, lifecycle calls (Lua-backed), read views, events, workers."""

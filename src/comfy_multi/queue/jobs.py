@@ -1,0 +1,253 @@
+"""Job lifecycle: every state change is one Lua script call."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+
+from comfy_multi.errors import BadRequest, Conflict, JobNotFound, LeaseLost, QueueFull
+from comfy_multi.queue.models import ClaimedJob, InputRef, Job, JobState, QueueConfig, QueueMode
+from comfy_multi.settings import Settings
+from comfy_multi.store import keys
+from comfy_multi.store.scripts import Scripts
+
+logger = logging.getLogger(__name__)
+
+CLAIM_LOOKAHEAD = 32  # jobs a claim inspects for capability fit
+SWEEP_BATCH = 500
+MIN_CLASS, MAX_CLASS = keys.CLASSES.start, keys.CLASSES.stop - 1
+
+
+def check_class(cls: int) -> int:
+    if not MIN_CLASS <= cls <= MAX_CLASS:
+        raise BadRequest(
+            f"priority class must be a whole number from {MIN_CLASS} (most urgent) "
+            f"to {MAX_CLASS}, not {cls}"
+        )
+    return cls
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+class JobQueue:
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.scripts = Scripts(redis)
+
+    @property
+    def _ttl_ms(self) -> int:
+        return int(self.settings.job_ttl_days * 86_400_000)
+
+    @property
+    def _lease_ms(self) -> int:
+        return int(self.settings.lease_seconds * 1000)
+
+    # submit and read --------------------------------------------------------
+
+    async def submit(
+        self,
+        user: str,
+        prompt: dict[str, Any],
+        *,
+        cls: int,
+        extra_data: dict[str, Any] | None = None,
+        client_id: str | None = None,
+        needs: list[str] | None = None,
+        inputs: list[InputRef] | None = None,
+        front: bool = False,
+        job_id: str | None = None,
+    ) -> Job:
+        job_id = job_id or str(uuid.uuid4())
+        if await self.redis.exists(keys.job(job_id)):
+            raise Conflict(f"a job with id {job_id!r} already exists")
+        fields = {
+            "prompt": _dumps(prompt),
+            "extra_data": _dumps(extra_data or {}),
+            "client_id": client_id or "",
+            "needs": _dumps(sorted(set(needs or []))),
+            "inputs": _dumps([i.model_dump() for i in inputs or []]),
+        }
+        kind, value = await self.scripts.enqueue(
+            job_id, user, check_class(cls), self.settings.default_user_cap, front, fields
+        )
+        if kind == "cap":
+            raise QueueFull(
+                f"you already have {value} jobs waiting, the most allowed per person; "
+                "wait for one to finish or cancel one"
+            )
+        logger.info("job %s queued by %s (class %s, seq %s)", job_id, user, cls, value)
+        return await self.get(job_id)
+
+    async def get(self, job_id: str) -> Job:
+        h = await self.redis.hgetall(keys.job(job_id))
+        if not h or "state" not in h:
+            raise JobNotFound(job_id)
+        return Job.from_hash(h)
+
+    async def get_owned(self, job_id: str, user: str, *, admin: bool = False) -> Job:
+        """A job its user (or an admin) may see; others get 'not found', not 'forbidden'."""
+        job = await self.get(job_id)
+        if job.user != user and not admin:
+            raise JobNotFound(job_id)
+        return job
+
+    async def get_many(self, job_ids: list[str]) -> list[Job]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hgetall(keys.job(job_id))
+            rows = await pipe.execute()
+        return [Job.from_hash(h) for h in rows if h and "state" in h]
+
+    # worker side ------------------------------------------------------------
+
+    async def claim(self, worker_id: str) -> ClaimedJob | None:
+        h = await self.scripts.claim(worker_id, self._lease_ms, CLAIM_LOOKAHEAD)
+        if h is None:
+            return None
+        job = Job.from_hash(h)
+        logger.info("job %s claimed by %s (attempt %s)", job.id, worker_id, job.attempts)
+        return ClaimedJob(
+            job_id=job.id,
+            lease_token=job.token,
+            lease_seconds=self.settings.lease_seconds,
+            attempt=job.attempts,
+            user=job.user,
+            prompt=job.prompt,
+            extra_data=job.extra_data,
+            inputs=job.inputs,
+            timeout_seconds=self.settings.job_timeout_seconds,
+        )
+
+    async def extend_lease(self, job_id: str, token: int) -> bool:
+        return await self.scripts.heartbeat(job_id, str(token), self._lease_ms) == "ok"
+
+    async def lease_holder(self, job_id: str, token: int) -> tuple[str, str | None]:
+        """(user, client_id) of the running job held with this token, or LeaseLost.
+        Reads four fields only: it sits on the hot path of event relaying."""
+        state, held, user, client_id = await self.redis.hmget(
+            keys.job(job_id), ["state", "token", "user", "client_id"]
+        )
+        if state != JobState.RUNNING or held != str(token):
+            why = "missing" if state is None else "stale" if state == JobState.RUNNING else state
+            raise LeaseLost(job_id, _lost_reason(why))
+        return str(user), client_id or None
+
+    async def note_progress(self, job_id: str, progress: dict[str, Any]) -> None:
+        """The latest progress of a running job, for pages that open mid-run."""
+        await self.redis.hset(keys.job(job_id), "progress", _dumps(progress))
+
+    async def complete(
+        self, job_id: str, token: int, outputs: dict[str, Any], meta: dict[str, Any]
+    ) -> None:
+        result = await self.scripts.complete(
+            job_id,
+            str(token),
+            _dumps(outputs),
+            _dumps(meta),
+            self.settings.history_per_user,
+            self._ttl_ms,
+        )
+        if result != "ok":
+            raise LeaseLost(job_id, _lost_reason(result))
+        logger.info("job %s done", job_id)
+
+    async def fail(self, job_id: str, token: int, error: dict[str, Any], *, mode: str) -> str:
+        """mode: fail, retry (requeue while attempts remain) or release (not an attempt)."""
+        result = await self.scripts.fail(
+            job_id,
+            str(token),
+            _dumps(error),
+            mode,
+            self.settings.max_attempts,
+            self.settings.history_per_user,
+            self._ttl_ms,
+        )
+        if result not in ("failed", "requeued"):
+            raise LeaseLost(job_id, _lost_reason(result))
+        logger.info("job %s %s: %s", job_id, result, error.get("message") or error.get("type"))
+        return result
+
+    async def sweep(self) -> int:
+        handled = await self.scripts.sweep(
+            self.settings.max_attempts, self.settings.history_per_user, self._ttl_ms, SWEEP_BATCH
+        )
+        if handled:
+            logger.warning("requeued or failed %s job(s) whose worker stopped answering", handled)
+        return handled
+
+    # control ----------------------------------------------------------------
+
+    async def cancel(self, job_id: str, *, owner: str | None = None) -> bool:
+        """True if the job was pending or running and is now cancelled."""
+        result = await self.scripts.cancel(
+            job_id, owner or "", self.settings.history_per_user, self._ttl_ms
+        )
+        if result == "missing":
+            raise JobNotFound(job_id)
+        if result == "ok":
+            logger.info("job %s cancelled%s", job_id, f" by {owner}" if owner else "")
+        return result == "ok"
+
+    async def reprioritize(self, job_id: str, *, cls: int | None = None, front: bool = False) -> Job:
+        if cls is not None:
+            check_class(cls)
+        result = await self.scripts.reprioritize(job_id, cls, front)
+        if result == "missing":
+            raise JobNotFound(job_id)
+        if result != "ok":
+            raise Conflict(f"job {job_id!r} is {result}, not waiting; only waiting jobs can move")
+        return await self.get(job_id)
+
+    async def config(self) -> QueueConfig:
+        h = await self.redis.hgetall(keys.CONFIG)
+        return QueueConfig(
+            mode=QueueMode(h.get("mode", QueueMode.FAIR)),
+            paused=h.get("paused") == "1",
+            default_cap=int(h.get("cap", self.settings.default_user_cap)),
+        )
+
+    async def update_config(
+        self, *, mode: QueueMode | None = None, paused: bool | None = None, cap: int | None = None
+    ) -> QueueConfig:
+        changes: dict[str, str] = {}
+        if mode is not None:
+            changes["mode"] = QueueMode(mode).value
+        if paused is not None:
+            changes["paused"] = "1" if paused else "0"
+        if cap is not None:
+            if cap < 0:
+                raise BadRequest("the per-user cap must be 0 (no cap) or more")
+            changes["cap"] = str(cap)
+        if changes:
+            await self.redis.hset(keys.CONFIG, mapping=changes)
+        return await self.config()
+
+    async def set_user_cap(self, user: str, cap: int | None) -> None:
+        """A user's own cap; None returns them to the room's default."""
+        if cap is None:
+            await self.redis.hdel(keys.USER_CAPS, user)
+        elif cap < 0:
+            raise BadRequest("the per-user cap must be 0 (no cap) or more")
+        else:
+            await self.redis.hset(keys.USER_CAPS, user, str(cap))
+
+    async def user_caps(self) -> dict[str, int]:
+        return {u: int(c) for u, c in (await self.redis.hgetall(keys.USER_CAPS)).items()}
+
+
+def _lost_reason(result: str) -> str:
+    return {
+        "missing": "it no longer exists",
+        "stale": "its lease expired and it was given to another worker",
+        "pending": "its lease expired and it went back to the queue",
+        "cancelled": "it was cancelled",
+        "done": "it already finished",
+        "failed": "it already failed",
+    }.get(result, result)

@@ -1,0 +1,148 @@
+"""Read-side views of the queue: depth, dispatch order, places, histories."""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from comfy_multi.queue.jobs import JobQueue
+from comfy_multi.queue.models import Job, QueueMode
+from comfy_multi.store import keys
+
+# the same constants as store/lua/_common.lua
+FRONT_BASE = -(2**51)
+NEVER_BASE = -(2**50)
+RUN_TIME_EWMA = 0.2  # weight of the newest run in the average
+DEFAULT_RUN_MS = 20_000.0  # assumed run time before any job finished
+
+
+@dataclass
+class Place:
+    position: int  # 0 = next to be dispatched
+    eta_seconds: float
+
+
+class QueueViews:
+    def __init__(self, queue: JobQueue) -> None:
+        self.queue = queue
+        self.redis: Redis = queue.redis
+
+    async def depth(self) -> dict[int, int]:
+        """Pending jobs per priority class (classes with none left out)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for cls in keys.CLASSES:
+                pipe.zcard(keys.pending_all(cls))
+            counts = await pipe.execute()
+        return {cls: int(n) for cls, n in zip(keys.CLASSES, counts, strict=True) if n}
+
+    async def running_ids(self) -> list[str]:
+        return [str(x) for x in await self.redis.zrange(keys.RUNNING, 0, -1)]
+
+    async def running(self) -> list[Job]:
+        return await self.queue.get_many(await self.running_ids())
+
+    async def dispatch_order(self) -> list[str]:
+        """Pending job ids in the order the scheduler will hand them out (ignoring
+        capability routing), simulating the claim script's fair round-robin."""
+        config = await self.queue.config()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.LAST_SERVED)
+            pipe.get(keys.SERVED_TICK)
+            for cls in keys.CLASSES:
+                pipe.zrange(keys.pending_all(cls), 0, -1, withscores=True)
+            last_raw, tick_raw, *per_class = await pipe.execute()
+        last_served = {u: float(t) for u, t in last_raw.items()}
+        tick = float(tick_raw or 0)
+        order: list[str] = []
+        for cls, rows in zip(keys.CLASSES, per_class, strict=True):
+            if not rows:
+                continue
+            if config.mode == QueueMode.FIFO:
+                order.extend(str(job_id) for job_id, _ in rows)
+                continue
+            users = await self._jobs_by_user(cls, [str(job_id) for job_id, _ in rows])
+            tick = _round_robin(users, last_served, tick, order)
+        return order
+
+    async def _jobs_by_user(self, cls: int, job_ids: list[str]) -> dict[str, list[tuple[str, float]]]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids:
+                pipe.hget(keys.job(job_id), "user")
+            owners = await pipe.execute()
+        users = sorted({str(u) for u in owners if u})
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for u in users:
+                pipe.zrange(keys.pending_user(cls, u), 0, -1, withscores=True)
+            rows = await pipe.execute()
+        return {u: [(str(j), float(s)) for j, s in r] for u, r in zip(users, rows, strict=True)}
+
+    async def places(self, user: str | None = None, *, workers: int = 1) -> dict[str, Place]:
+        """Each pending job's place in the dispatch order and an estimated wait
+        with `workers` GPUs online."""
+        order = await self.dispatch_order()
+        avg_ms = await self.average_run_ms()
+        workers = max(1, workers)
+        owners: list[str | None] = [None] * len(order)
+        if user is not None:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for job_id in order:
+                    pipe.hget(keys.job(job_id), "user")
+                owners = await pipe.execute()
+        places: dict[str, Place] = {}
+        for position, (job_id, owner) in enumerate(zip(order, owners, strict=True)):
+            if user is None or owner == user:
+                rounds = position // workers + 1
+                places[job_id] = Place(position, round(rounds * avg_ms / 1000, 1))
+        return places
+
+    async def average_run_ms(self) -> float:
+        value = await self.redis.hget(keys.STATS, "run_ms_avg")
+        return float(value) if value else DEFAULT_RUN_MS
+
+    async def record_run_time(self, run_ms: float) -> None:
+        old = await self.average_run_ms()
+        has_any = await self.redis.hexists(keys.STATS, "run_ms_avg")
+        new = run_ms if not has_any else (1 - RUN_TIME_EWMA) * old + RUN_TIME_EWMA * run_ms
+        await self.redis.hset(keys.STATS, "run_ms_avg", f"{new:.1f}")
+
+    async def user_job_ids(self, user: str) -> tuple[list[str], list[str], list[str]]:
+        """(pending by seq, running, finished newest first) ids of one user."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrange(keys.user_pending(user), 0, -1)
+            pipe.zrange(keys.user_running(user), 0, -1)
+            pipe.zrevrange(keys.user_history(user), 0, -1)
+            pending, running, finished = await pipe.execute()
+        return list(pending), list(running), list(finished)
+
+    async def recent_finished(self, limit: int = 50) -> list[Job]:
+        ids = await self.redis.zrevrange(keys.FINISHED, 0, limit - 1)
+        return await self.queue.get_many([str(x) for x in ids])
+
+
+def _fair_score(seq: float, user: str, last_served: dict[str, float]) -> float:
+    if seq < 0:
+        return FRONT_BASE + seq
+    if user in last_served:
+        return last_served[user]
+    return NEVER_BASE + seq
+
+
+def _round_robin(
+    users: dict[str, list[tuple[str, float]]],
+    last_served: dict[str, float],
+    tick: float,
+    order: list[str],
+) -> float:
+    """Append the class's jobs in fair order; return the advanced served clock."""
+    heap = [(_fair_score(jobs[0][1], u, last_served), u, 0) for u, jobs in users.items() if jobs]
+    heapq.heapify(heap)
+    while heap:
+        _, u, i = heapq.heappop(heap)
+        order.append(users[u][i][0])
+        tick += 1
+        last_served[u] = tick
+        if i + 1 < len(users[u]):
+            heapq.heappush(heap, (_fair_score(users[u][i + 1][1], u, last_served), u, i + 1))
+    return tick

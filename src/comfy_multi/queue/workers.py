@@ -1,0 +1,187 @@
+"""GPU workers: registration, capabilities, liveness, and the merged object_info."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, Field
+from redis.asyncio import Redis
+
+from comfy_multi.errors import WorkerNotFound
+from comfy_multi.settings import Settings
+from comfy_multi.store import keys
+
+logger = logging.getLogger(__name__)
+
+OFFLINE_AFTER_HEARTBEATS = 3  # missed heartbeats before a worker shows offline
+
+
+class Registration(BaseModel):
+    worker_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
+    comfyui_url: str = Field(default="", max_length=500)
+    comfyui_version: str = Field(default="", max_length=100)
+    object_info_digest: str = Field(min_length=8, max_length=128, pattern=r"^[0-9a-f]+$")
+    nodes: list[str] = Field(default_factory=list, max_length=50_000)
+    models: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class WorkerInfo(BaseModel):
+    worker_id: str
+    name: str  # the worker token's name
+    comfyui_url: str = ""
+    comfyui_version: str = ""
+    online: bool
+    state: str  # idle, busy, draining, offline
+    current_job: str | None = None
+    last_seen_ms: int | None = None
+    registered_ms: int | None = None
+    nodes_count: int = 0
+    models_count: int = 0
+    jobs_done: int = 0
+    failures: int = 0
+    busy_ms: int = 0
+    draining: bool = False
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class WorkerRegistry:
+    def __init__(self, redis: Redis, settings: Settings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self._merged: tuple[tuple[str, ...], dict[str, Any]] | None = None
+
+    @property
+    def _offline_ms(self) -> int:
+        return int(self.settings.heartbeat_seconds * OFFLINE_AFTER_HEARTBEATS * 1000) + 1000
+
+    async def register(self, reg: Registration, token_name: str) -> bool:
+        """Record the worker; True if its object_info is new to the gateway."""
+        now = _now_ms()
+        models_count = sum(len(v) for v in reg.models.values())
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                keys.worker(reg.worker_id),
+                mapping={
+                    "worker_id": reg.worker_id,
+                    "name": token_name,
+                    "comfyui_url": reg.comfyui_url,
+                    "comfyui_version": reg.comfyui_version,
+                    "digest": reg.object_info_digest,
+                    "nodes_count": len(reg.nodes),
+                    "models_count": models_count,
+                    "models": orjson.dumps(reg.models).decode(),
+                    "registered_ms": now,
+                },
+            )
+            pipe.delete(keys.worker_nodes(reg.worker_id))
+            if reg.nodes:
+                pipe.sadd(keys.worker_nodes(reg.worker_id), *reg.nodes)
+            pipe.zadd(keys.WORKERS, {reg.worker_id: now})
+            pipe.hset(keys.WORKER_DIGESTS, reg.worker_id, reg.object_info_digest)
+            pipe.hexists(keys.OBJECT_INFO, reg.object_info_digest)
+            *_, known = await pipe.execute()
+        logger.info(
+            "worker %s (%s) registered: %s nodes, %s models",
+            reg.worker_id,
+            token_name,
+            len(reg.nodes),
+            models_count,
+        )
+        return not known
+
+    async def store_object_info(self, digest: str, body: bytes) -> None:
+        await self.redis.hset(keys.OBJECT_INFO, digest, body)
+
+    async def seen(self, worker_id: str) -> bool:
+        """Mark the worker alive; False if it never registered."""
+        if not await self.redis.exists(keys.worker(worker_id)):
+            return False
+        await self.redis.zadd(keys.WORKERS, {worker_id: _now_ms()})
+        return True
+
+    async def take_cancels(self, worker_id: str) -> list[str]:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.smembers(keys.cancel_requests(worker_id))
+            pipe.delete(keys.cancel_requests(worker_id))
+            members, _ = await pipe.execute()
+        return sorted(members)
+
+    async def set_draining(self, worker_id: str, draining: bool) -> None:
+        if not await self.redis.exists(keys.worker(worker_id)):
+            raise WorkerNotFound(worker_id)
+        await self.redis.hset(keys.worker(worker_id), "draining", "1" if draining else "0")
+
+    async def is_draining(self, worker_id: str) -> bool:
+        return await self.redis.hget(keys.worker(worker_id), "draining") == "1"
+
+    async def forget(self, worker_id: str) -> None:
+        """Remove a worker and the object_info only it published."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.worker(worker_id), keys.worker_nodes(worker_id))
+            pipe.zrem(keys.WORKERS, worker_id)
+            pipe.hdel(keys.WORKER_DIGESTS, worker_id)
+            await pipe.execute()
+
+    async def online_count(self) -> int:
+        return int(await self.redis.zcount(keys.WORKERS, _now_ms() - self._offline_ms, "+inf"))
+
+    async def list(self) -> list[WorkerInfo]:
+        rows = await self.redis.zrange(keys.WORKERS, 0, -1, withscores=True)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for worker_id, _ in rows:
+                pipe.hgetall(keys.worker(worker_id))
+            records = await pipe.execute()
+        cutoff = _now_ms() - self._offline_ms
+        out = []
+        for (worker_id, seen), h in zip(rows, records, strict=True):
+            if not h:
+                continue
+            online = seen >= cutoff
+            draining = h.get("draining") == "1"
+            current = h.get("current_job") or None
+            state = "offline" if not online else "busy" if current else "idle"
+            if online and draining and not current:
+                state = "draining"
+            out.append(
+                WorkerInfo(
+                    worker_id=str(worker_id),
+                    name=h.get("name", ""),
+                    comfyui_url=h.get("comfyui_url", ""),
+                    comfyui_version=h.get("comfyui_version", ""),
+                    online=online,
+                    state=state,
+                    current_job=current,
+                    last_seen_ms=int(seen),
+                    registered_ms=int(h.get("registered_ms", 0)) or None,
+                    nodes_count=int(h.get("nodes_count", 0)),
+                    models_count=int(h.get("models_count", 0)),
+                    jobs_done=int(h.get("jobs_done", 0)),
+                    failures=int(h.get("failures", 0)),
+                    busy_ms=int(h.get("busy_ms", 0)),
+                    draining=draining,
+                )
+            )
+        return out
+
+    async def any_registered(self) -> bool:
+        return bool(await self.redis.hlen(keys.WORKER_DIGESTS))
+
+    async def merged_object_info(self) -> dict[str, Any]:
+        """Union of the node definitions every known worker published, kept while
+        a worker is away so participants can keep queueing."""
+        digests = tuple(sorted(set((await self.redis.hgetall(keys.WORKER_DIGESTS)).values())))
+        if self._merged and self._merged[0] == digests:
+            return self._merged[1]
+        merged: dict[str, Any] = {}
+        if digests:
+            for body in await self.redis.hmget(keys.OBJECT_INFO, list(digests)):
+                if body:
+                    merged.update(orjson.loads(body))
+        self._merged = (digests, merged)
+        return merged

@@ -1,0 +1,85 @@
+"""The one settings object: every `COMFY_MULTI_*` variable (and `REDIS_URL`) is read here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from comfy_multi.errors import ConfigError
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COMFY_MULTI_", extra="ignore")
+
+    # where state lives
+    data_dir: Path = Path("./data")
+    redis_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("REDIS_URL", "COMFY_MULTI_REDIS_URL")
+    )
+
+    # gateway
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    secret_key: str | None = None  # signs session cookies; generated into data_dir when unset
+    public_url: str | None = None  # base URL printed on sign-in sheets (default: http://host:port)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_json: bool = False
+    session_days: float = Field(default=7.0, gt=0)
+
+    # queue
+    lease_seconds: float = Field(default=30.0, gt=0)
+    heartbeat_seconds: float = Field(default=2.0, gt=0)
+    sweep_seconds: float = Field(default=1.0, gt=0)
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    job_timeout_seconds: float | None = Field(default=None, gt=0)
+    job_ttl_days: float = Field(default=14.0, gt=0)
+    history_per_user: int = Field(default=500, ge=10)
+    default_user_cap: int = Field(default=20, ge=0)  # pending jobs per user; 0 = no cap
+    participant_class: int = Field(default=5, ge=0, le=9)
+    admin_class: int = Field(default=1, ge=0, le=9)
+
+    # files
+    max_upload_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
+    max_output_bytes: int = Field(default=4 * 1024 * 1024 * 1024, gt=0)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)  # JSON bodies (prompts)
+
+    # worker (`comfy-multi worker`)
+    gateway_url: str = "http://127.0.0.1:8080"
+    worker_token: str | None = None
+    comfyui_url: str = "http://127.0.0.1:8188"
+    worker_name: str | None = None
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value or None
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.data_dir / "redis"
+
+    @property
+    def users_dir(self) -> Path:
+        return self.data_dir / "users"
+
+    @property
+    def workflows_dir(self) -> Path:
+        return self.data_dir / "workflows"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment; a bad value raises ConfigError with one readable line."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'COMFY_MULTI_' + str(err['loc'][0]).upper() if err['loc'] else 'settings'}: "
+            f"{err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"bad settings: {problems}") from None

@@ -1,0 +1,1 @@
+"""Redis: connection, the embedded server, key names and Lua scripts."""

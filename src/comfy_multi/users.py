@@ -1,0 +1,178 @@
+"""People and tokens: users with argon2 password hashes, API tokens, one-time
+sign-in links, and worker tokens. Tokens are stored only as SHA-256 digests."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import secrets
+import time
+
+import anyio.to_thread
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from pydantic import BaseModel
+from redis.asyncio import Redis
+
+from comfy_multi.errors import AlreadyExists, BadRequest, Unauthorized, UserNotFound
+from comfy_multi.store import keys
+
+logger = logging.getLogger(__name__)
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
+MIN_PASSWORD = 4
+SIGNIN_TTL_S = 7 * 86_400
+
+_hasher = PasswordHasher()
+
+
+class User(BaseModel):
+    name: str
+    admin: bool = False
+    created_ms: int = 0
+    epoch: int = 0  # bumped on password change or removal; old sessions end
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def check_name(name: str) -> str:
+    if not NAME_RE.match(name):
+        raise BadRequest(
+            f"{name!r} is not a usable name: use 1-32 lowercase letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def new_password() -> str:
+    """Easy to read aloud in a room: three short words' worth of letters and digits."""
+    alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
+    return "-".join("".join(secrets.choice(alphabet) for _ in range(4)) for _ in range(3))
+
+
+class UserStore:
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def add(self, name: str, password: str | None = None, *, admin: bool = False) -> str:
+        """Create a user; returns the password (generated when not given)."""
+        check_name(name)
+        password = password or new_password()
+        if len(password) < MIN_PASSWORD:
+            raise BadRequest(f"a password needs at least {MIN_PASSWORD} characters")
+        hashed = await anyio.to_thread.run_sync(_hasher.hash, password)
+        created = await self.redis.hsetnx(keys.user(name), "name", name)
+        if not created:
+            raise AlreadyExists(f"user {name!r} already exists")
+        await self.redis.hset(
+            keys.user(name),
+            mapping={
+                "pw": hashed,
+                "admin": "1" if admin else "0",
+                "created_ms": int(time.time() * 1000),
+                "epoch": 0,
+            },
+        )
+        await self.redis.sadd(keys.USERS, name)
+        logger.info("user %s added%s", name, " (admin)" if admin else "")
+        return password
+
+    async def get(self, name: str) -> User:
+        h = await self.redis.hgetall(keys.user(name))
+        if not h or "pw" not in h:
+            raise UserNotFound(name)
+        return User(
+            name=name,
+            admin=h.get("admin") == "1",
+            created_ms=int(h.get("created_ms", 0)),
+            epoch=int(h.get("epoch", 0)),
+        )
+
+    async def list(self) -> list[User]:
+        names = sorted(await self.redis.smembers(keys.USERS))
+        users = []
+        for name in names:
+            try:
+                users.append(await self.get(name))
+            except UserNotFound:
+                continue
+        return users
+
+    async def remove(self, name: str) -> None:
+        await self.get(name)
+        await self.redis.delete(keys.user(name))
+        await self.redis.srem(keys.USERS, name)
+        logger.info("user %s removed", name)
+
+    async def set_password(self, name: str, password: str | None = None) -> str:
+        await self.get(name)
+        password = password or new_password()
+        if len(password) < MIN_PASSWORD:
+            raise BadRequest(f"a password needs at least {MIN_PASSWORD} characters")
+        hashed = await anyio.to_thread.run_sync(_hasher.hash, password)
+        await self.redis.hset(keys.user(name), "pw", hashed)
+        await self.redis.hincrby(keys.user(name), "epoch", 1)
+        logger.info("password of %s reset", name)
+        return password
+
+    async def verify_password(self, name: str, password: str) -> User:
+        """Costs one argon2 verification; callers cache the result."""
+        hashed = await self.redis.hget(keys.user(name), "pw") if NAME_RE.match(name) else None
+        if not hashed:
+            raise Unauthorized("wrong name or password")
+        try:
+            await anyio.to_thread.run_sync(_hasher.verify, hashed, password)
+        except (VerificationError, InvalidHashError):
+            raise Unauthorized("wrong name or password") from None
+        return await self.get(name)
+
+    # API tokens and one-time sign-in links ---------------------------------
+
+    async def create_api_token(self, name: str) -> str:
+        await self.get(name)
+        token = "cmu_" + secrets.token_urlsafe(24)
+        await self.redis.set(keys.api_token(digest(token)), name)
+        return token
+
+    async def user_for_api_token(self, token: str) -> User:
+        name = await self.redis.get(keys.api_token(digest(token)))
+        if not name:
+            raise Unauthorized("unknown or revoked API token")
+        return await self.get(name)
+
+    async def create_signin_token(self, name: str, ttl_s: int = SIGNIN_TTL_S) -> str:
+        await self.get(name)
+        token = secrets.token_urlsafe(18)
+        await self.redis.set(keys.signin_token(digest(token)), name, ex=ttl_s)
+        return token
+
+    async def redeem_signin_token(self, token: str) -> User:
+        name = await self.redis.getdel(keys.signin_token(digest(token)))
+        if not name:
+            raise Unauthorized("this sign-in link was already used or has expired; ask for a new one")
+        return await self.get(name)
+
+    # worker tokens ----------------------------------------------------------
+
+    async def create_worker_token(self, name: str) -> str:
+        check_name(name)
+        token = "cmw_" + secrets.token_urlsafe(32)
+        await self.redis.hset(keys.WORKER_TOKENS, name, digest(token))
+        logger.info("worker token %s created", name)
+        return token
+
+    async def worker_for_token(self, token: str) -> str:
+        wanted = digest(token)
+        for name, stored in (await self.redis.hgetall(keys.WORKER_TOKENS)).items():
+            if secrets.compare_digest(stored, wanted):
+                return str(name)
+        raise Unauthorized("unknown or revoked worker token")
+
+    async def worker_token_names(self) -> list[str]:
+        return sorted(await self.redis.hkeys(keys.WORKER_TOKENS))
+
+    async def revoke_worker_token(self, name: str) -> bool:
+        return bool(await self.redis.hdel(keys.WORKER_TOKENS, name))

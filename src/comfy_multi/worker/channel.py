@@ -1,0 +1,264 @@
+"""The gateway's worker channel ``/worker/v1`` (see docs/worker-protocol.md).
+
+Calls that must land (register, claim, complete, fail ...) retry with backoff
+and jitter while the gateway is unreachable or answers 5xx. Job-scoped calls
+carry the lease token; a 409 raises ``LeaseLost`` and the job must be dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import httpx
+
+from comfy_multi.errors import LeaseLost, NotFound, TooLarge, Unauthorized
+from comfy_multi.queue.models import ClaimedJob, InputRef
+from comfy_multi.worker.errors import GatewayRejected, GatewayUnavailable
+from comfy_multi.worker.retry import Backoff, retrying
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+CONNECT_TIMEOUT = 5.0
+CALL_TIMEOUT = 30.0
+HEARTBEAT_TIMEOUT = 10.0
+PREVIEW_TIMEOUT = 10.0
+CLAIM_SLACK = 15.0  # beyond wait_seconds before a claim counts as hung
+TRANSIENT_STATUSES = {408, 425, 429, 500, 502, 503, 504}
+
+
+class Channel:
+    """One gateway, as seen by one worker process."""
+
+    def __init__(
+        self, url: str, token: str, worker_id: str, *, backoff: Backoff | None = None
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.worker_id = worker_id
+        self.backoff = backoff or Backoff()
+        self._http = httpx.AsyncClient(
+            base_url=f"{self.url}/worker/v1",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=httpx.Timeout(CALL_TIMEOUT, connect=CONNECT_TIMEOUT),
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- plumbing ---------------------------------------------------------
+
+    async def _send(
+        self, method: str, path: str, *, job: ClaimedJob | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        headers = dict(kwargs.pop("headers", None) or {})
+        if job is not None:
+            headers["X-Lease-Token"] = str(job.lease_token)
+        try:
+            response = await self._http.request(method, path, headers=headers, **kwargs)
+        except httpx.TransportError as exc:
+            raise GatewayUnavailable(self.url, f"{method} {path}: {_describe(exc)}") from exc
+        self._check(response, f"{method} {path}", job)
+        return response
+
+    def _check(self, response: httpx.Response, call: str, job: ClaimedJob | None) -> None:
+        status = response.status_code
+        if status < 300:
+            return
+        code, message = _error_of(response)
+        if status == 401:
+            raise Unauthorized(message or "the gateway refused the worker token")
+        if job is not None and (status == 409 or code == "job_not_found"):
+            raise LeaseLost(job.job_id, message or code or "lease lost")
+        if status == 404:
+            raise NotFound(message or f"{call}: not found")
+        if status == 413:
+            raise TooLarge(message or f"{call}: too large")
+        if status in TRANSIENT_STATUSES:
+            raise GatewayUnavailable(self.url, f"{call} answered {status}: {message or code}")
+        raise GatewayRejected(call, status, response.text)
+
+    async def _retried(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        return await retrying(call, backoff=self.backoff, what=what)
+
+    async def _call(
+        self, what: str, method: str, path: str, *, job: ClaimedJob | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        return await self._retried(what, lambda: self._send(method, path, job=job, **kwargs))
+
+    # --- worker-scoped ------------------------------------------------------
+
+    async def register(self, registration: dict[str, Any]) -> dict[str, Any]:
+        response = await self._call(
+            f"register worker {self.worker_id}", "POST", "/register", json=registration
+        )
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    async def put_object_info(self, digest: str, raw: bytes) -> None:
+        packed = await asyncio.to_thread(gzip.compress, raw, 6)
+        await self._call(
+            f"upload object_info {digest[:12]}",
+            "PUT",
+            "/object_info",
+            params={"digest": digest},
+            content=packed,
+            headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+        )
+
+    async def claim(self, wait_seconds: float) -> ClaimedJob | None:
+        response = await self._call(
+            f"claim for worker {self.worker_id}",
+            "POST",
+            "/claim",
+            json={"worker_id": self.worker_id, "wait_seconds": wait_seconds},
+            timeout=httpx.Timeout(wait_seconds + CLAIM_SLACK, connect=CONNECT_TIMEOUT),
+        )
+        if response.status_code == 204 or not response.content:
+            return None
+        return ClaimedJob.model_validate_json(response.content)
+
+    async def heartbeat(self, jobs: list[ClaimedJob]) -> dict[str, Any]:
+        """One heartbeat, not retried: the next one is due soon anyway."""
+        response = await self._send(
+            "POST",
+            "/heartbeat",
+            json={
+                "worker_id": self.worker_id,
+                "jobs": [{"job_id": j.job_id, "lease_token": j.lease_token} for j in jobs],
+            },
+            timeout=HEARTBEAT_TIMEOUT,
+        )
+        answer: dict[str, Any] = response.json() if response.content else {}
+        return answer
+
+    # --- job-scoped ---------------------------------------------------------
+
+    @asynccontextmanager
+    async def input_file(self, job: ClaimedJob, item: InputRef) -> AsyncIterator[httpx.Response]:
+        """The user's input file as an open stream; read it with ``chunks``."""
+
+        async def open_stream() -> httpx.Response:
+            request = self._http.build_request(
+                "GET",
+                f"/jobs/{job.job_id}/inputs",
+                params={"filename": item.filename, "subfolder": item.subfolder, "type": item.type},
+                headers={"X-Lease-Token": str(job.lease_token)},
+            )
+            try:
+                response = await self._http.send(request, stream=True)
+            except httpx.TransportError as exc:
+                raise GatewayUnavailable(self.url, f"input {item.ref!r}: {_describe(exc)}") from exc
+            if response.status_code >= 300:
+                await response.aread()
+                await response.aclose()
+                self._check(response, f"GET input {item.ref!r}", job)
+            return response
+
+        response = await self._retried(f"job {job.job_id}: fetch input {item.ref!r}", open_stream)
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+    async def chunks(self, response: httpx.Response) -> AsyncIterator[bytes]:
+        """A gateway body; a broken read raises ``GatewayUnavailable``."""
+        try:
+            async for chunk in response.aiter_bytes():
+                yield chunk
+        except httpx.TransportError as exc:
+            raise GatewayUnavailable(self.url, f"download broke off: {_describe(exc)}") from exc
+
+    async def post_events(self, job: ClaimedJob, events: list[dict[str, Any]]) -> None:
+        """One attempt; the relay retries, merging what arrived meanwhile."""
+        await self._send("POST", f"/jobs/{job.job_id}/events", job=job, json={"events": events})
+
+    async def put_preview(
+        self, job: ClaimedJob, image: bytes, content_type: str, meta: dict[str, Any] | None
+    ) -> None:
+        headers = {"Content-Type": content_type}
+        if meta is not None:
+            headers["X-Preview-Meta"] = json.dumps(meta, separators=(",", ":"))
+        await self._send(
+            "PUT",
+            f"/jobs/{job.job_id}/preview",
+            job=job,
+            content=image,
+            headers=headers,
+            timeout=PREVIEW_TIMEOUT,
+        )
+
+    async def put_output(
+        self,
+        job: ClaimedJob,
+        *,
+        filename: str,
+        subfolder: str,
+        kind: str,
+        content: AsyncIterable[bytes],
+        size: int | None,
+    ) -> dict[str, Any]:
+        """Stream one output file up; one attempt (a retry must reopen the source)."""
+        headers = {"Content-Type": "application/octet-stream"}
+        if size is not None:
+            headers["Content-Length"] = str(size)
+        response = await self._send(
+            "PUT",
+            f"/jobs/{job.job_id}/outputs",
+            job=job,
+            params={"filename": filename, "subfolder": subfolder, "type": kind},
+            content=content,
+            headers=headers,
+        )
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    async def complete(
+        self, job: ClaimedJob, outputs: dict[str, Any], meta: dict[str, Any]
+    ) -> None:
+        await self._call(
+            f"job {job.job_id}: complete",
+            "POST",
+            f"/jobs/{job.job_id}/complete",
+            job=job,
+            json={"outputs": outputs, "meta": meta},
+        )
+
+    async def fail(self, job: ClaimedJob, error: dict[str, Any], *, requeue: bool) -> None:
+        await self._call(
+            f"job {job.job_id}: fail",
+            "POST",
+            f"/jobs/{job.job_id}/fail",
+            job=job,
+            json={"error": error, "requeue": requeue},
+        )
+
+    async def cancelled(self, job: ClaimedJob) -> None:
+        await self._call(
+            f"job {job.job_id}: report cancelled", "POST", f"/jobs/{job.job_id}/cancelled", job=job
+        )
+
+    async def release(self, job: ClaimedJob) -> None:
+        await self._call(
+            f"job {job.job_id}: release", "POST", f"/jobs/{job.job_id}/release", job=job
+        )
+
+
+def _error_of(response: httpx.Response) -> tuple[str, str]:
+    try:
+        body = response.json()
+    except ValueError:
+        return "", response.text[:300]
+    if isinstance(body, dict):
+        return str(body.get("error") or ""), str(body.get("message") or body.get("detail") or "")
+    return "", str(body)[:300]
+
+
+def _describe(exc: httpx.TransportError) -> str:
+    return str(exc) or type(exc).__name__

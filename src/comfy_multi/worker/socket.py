@@ -1,0 +1,113 @@
+"""ComfyUI's websocket: the handshake, text events and binary preview frames."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, WebSocketException
+
+from comfy_multi.worker.errors import ComfyUIUnavailable
+
+logger = logging.getLogger(__name__)
+
+OPEN_TIMEOUT = 10.0
+MAX_FRAME_BYTES = 64 * 1024 * 1024  # a full-size image sent by SaveImageWebsocket
+FEATURE_FLAGS = {"supports_preview_metadata": True}
+
+PREVIEW_IMAGE = 1
+PREVIEW_IMAGE_WITH_METADATA = 4
+_IMAGE_FORMATS = {1: "image/jpeg", 2: "image/png"}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    image: bytes
+    content_type: str
+    meta: dict[str, Any] | None  # type-4 frames only
+
+
+class SocketClosed(Exception):
+    """The websocket to ComfyUI closed."""
+
+
+def parse_binary(frame: bytes) -> Preview | None:
+    """A preview image from a binary frame; None for other frame types."""
+    if len(frame) < 8:
+        return None
+    kind = int.from_bytes(frame[:4], "big")
+    word = int.from_bytes(frame[4:8], "big")
+    if kind == PREVIEW_IMAGE:
+        return Preview(frame[8:], _IMAGE_FORMATS.get(word, "image/jpeg"), None)
+    if kind == PREVIEW_IMAGE_WITH_METADATA:
+        try:
+            meta = json.loads(frame[8 : 8 + word])
+        except ValueError:
+            return None
+        if not isinstance(meta, dict):
+            return None
+        content_type = str(meta.get("image_type") or "image/png")
+        return Preview(frame[8 + word :], content_type, meta)
+    return None
+
+
+class ComfySocket:
+    """One websocket connection to ComfyUI under a client id of our choosing."""
+
+    def __init__(self, connection: ClientConnection, client_id: str) -> None:
+        self._connection = connection
+        self.client_id = client_id
+
+    @classmethod
+    async def open(cls, url: str, client_id: str) -> ComfySocket:
+        """Connect, read the greeting and announce our feature flags."""
+        try:
+            connection = await connect(
+                url,
+                open_timeout=OPEN_TIMEOUT,
+                max_size=MAX_FRAME_BYTES,
+                max_queue=None,
+                compression=None,
+                proxy=None,
+            )
+        except (OSError, TimeoutError, WebSocketException) as exc:
+            raise ComfyUIUnavailable(url, f"websocket: {exc}") from exc
+        sock = cls(connection, client_id)
+        try:
+            await connection.send(json.dumps({"type": "feature_flags", "data": FEATURE_FLAGS}))
+        except ConnectionClosed as exc:
+            raise ComfyUIUnavailable(url, f"websocket closed at once: {exc}") from exc
+        return sock
+
+    async def receive(self) -> Event | Preview | None:
+        """The next event or preview; None for frames we do not use.
+
+        Raises ``SocketClosed`` when the connection ends.
+        """
+        try:
+            frame = await self._connection.recv()
+        except ConnectionClosed as exc:
+            raise SocketClosed(str(exc)) from exc
+        if isinstance(frame, bytes):
+            return parse_binary(frame)
+        try:
+            message = json.loads(frame)
+        except ValueError:
+            logger.debug("ComfyUI sent a text frame that is not JSON: %.200s", frame)
+            return None
+        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+            return None
+        data = message.get("data")
+        return Event(message["type"], data if isinstance(data, dict) else {})
+
+    async def close(self) -> None:
+        await self._connection.close()

@@ -1,0 +1,162 @@
+"""Shared fixtures: a real embedded Redis, a real gateway on loopback, users and tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import redis
+import uvicorn
+
+from comfy_multi.gateway.app import create_app
+from comfy_multi.settings import Settings
+from comfy_multi.store.connection import connect
+from comfy_multi.store.embedded import EmbeddedRedis
+from comfy_multi.users import UserStore
+
+STARTUP_TIMEOUT_S = 20.0
+
+
+@pytest.fixture(scope="session")
+def embedded_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis") / "redis")
+    server.start(adopt=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(embedded_redis: EmbeddedRedis) -> str:
+    """The session's Redis, emptied for this test."""
+    client = redis.Redis.from_url(embedded_redis.url)
+    client.flushall()
+    client.close()
+    return embedded_redis.url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, redis_url: str) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        redis_url=redis_url,
+        lease_seconds=3.0,
+        heartbeat_seconds=0.5,
+        sweep_seconds=0.2,
+        secret_key="test-secret",
+    )
+
+
+@pytest.fixture
+async def aredis(redis_url: str) -> AsyncIterator[Any]:
+    client = connect(redis_url)
+    yield client
+    await client.aclose()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerThread:
+    """A real uvicorn serving the gateway on a loopback port, in a thread."""
+
+    def __init__(self, settings: Settings, port: int | None = None) -> None:
+        self.settings = settings
+        self.port = port or free_port()
+        config = uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            access_log=False,
+            ws="websockets-sansio",
+            timeout_graceful_shutdown=2,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the gateway did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@dataclass
+class Gateway:
+    url: str
+    settings: Settings
+    server: ServerThread
+
+    def client(self, auth: tuple[str, str] | None = None, **kw: Any) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, auth=auth, timeout=30, **kw)
+
+
+@pytest.fixture
+def gateway(settings: Settings) -> Iterator[Gateway]:
+    server = ServerThread(settings).start()
+    yield Gateway(server.url, settings, server)
+    server.stop()
+
+
+@dataclass
+class Person:
+    name: str
+    password: str
+    admin: bool
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return (self.name, self.password)
+
+
+@pytest.fixture
+async def people(aredis: Any) -> dict[str, Person]:
+    """alice, bob, carol (participants) and teacher (admin)."""
+    store = UserStore(aredis)
+    out = {}
+    for name, admin in (("alice", False), ("bob", False), ("carol", False), ("teacher", True)):
+        pw = f"{name}-pw"
+        await store.add(name, pw, admin=admin)
+        out[name] = Person(name, pw, admin)
+    return out
+
+
+@pytest.fixture
+async def worker_token(aredis: Any) -> str:
+    return await UserStore(aredis).create_worker_token("gpu-test")
+
+
+async def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """Poll an (async) predicate until it is truthy; its value, or TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(interval)
