@@ -148,7 +148,7 @@ async def worker_token(aredis: Any) -> str:
     return await UserStore(aredis).create_worker_token("gpu-test")
 
 
-async def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
+async def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:  # noqa: ASYNC109
     """Poll an (async) predicate until it is truthy; its value, or TimeoutError."""
     deadline = time.monotonic() + timeout
     while True:

@@ -147,11 +147,18 @@ def up(
             if embedded:
                 embedded.start()
             url = settings.redis_url or (embedded.url if embedded else "")
-            first = run_with_redis(settings.model_copy(update={"redis_url": url}), lambda r: _first_admin(r, settings.data_dir))
+            first = run_with_redis(
+                settings.model_copy(update={"redis_url": url}),
+                lambda r: _first_admin(r, settings.data_dir),
+            )
             base = f"http://{settings.host}:{settings.port}"
-            console.print(f"[bold green]comfy-multi[/] is starting at {base}/  (admin page: {base}/admin)")
+            console.print(
+                f"[bold green]comfy-multi[/] is starting at {base}/  (admin page: {base}/admin)"
+            )
             if first:
-                console.print(f"First start: the user [bold]admin[/] was created; its password is in {first}")
+                console.print(
+                    f"First start: the user [bold]admin[/] was created; its password is in {first}"
+                )
             config = uvicorn.Config(
                 create_app(settings.model_copy(update={"redis_url": url})),
                 host=settings.host,

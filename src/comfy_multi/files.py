@@ -59,7 +59,9 @@ class UserFiles:
         if not filename or filename.startswith("/") or ".." in filename:
             raise BadRequest(f"bad file name {filename!r}")
         base = self.folder(user, kind).resolve()
-        target = (base / subfolder / filename).resolve() if subfolder else (base / filename).resolve()
+        target = (
+            (base / subfolder / filename).resolve() if subfolder else (base / filename).resolve()
+        )
         if not target.is_relative_to(base) or target == base:
             raise Forbidden("that path is outside your folder")
         return target

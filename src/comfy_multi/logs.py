@@ -26,7 +26,9 @@ class JsonFormatter(logging.Formatter):
 def configure(level: str = "info", *, json: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        JsonFormatter() if json else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+        JsonFormatter()
+        if json
+        else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]

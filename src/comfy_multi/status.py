@@ -62,10 +62,14 @@ def render_status(console: Console, s: Snapshot) -> None:
 
     running = Table("job", "user", "worker", "running for", "attempt", title="running")
     for job in s.running:
-        running.add_row(job.id[:8], job.user, job.worker or "-", _ago(job.started_ms), str(job.attempts))
+        running.add_row(
+            job.id[:8], job.user, job.worker or "-", _ago(job.started_ms), str(job.attempts)
+        )
     console.print(running)
 
-    workers = Table("worker", "token", "state", "job", "last seen", "done", "failures", title="workers")
+    workers = Table(
+        "worker", "token", "state", "job", "last seen", "done", "failures", title="workers"
+    )
     for w in s.workers:
         workers.add_row(
             w.worker_id,

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from comfy_multi.comfy.object_info import for_user
 from comfy_multi.comfy.validation import validate_prompt
-from comfy_multi.errors import Forbidden, NoWorkerYet
+from comfy_multi.errors import Forbidden, NoWorkerYet, RequestError
+from comfy_multi.files import split_annotated
 from comfy_multi.gateway.platform import Platform
 from comfy_multi.queue.models import Job
 from comfy_multi.users import User
@@ -25,6 +27,17 @@ def job_class(platform: Platform, user: User, requested: int | None) -> int:
     return requested
 
 
+def has_input(platform: Platform, user: str, ref: str) -> bool:
+    """Whether a prompt's file reference names a file in the user's input folder."""
+    name, kind = split_annotated(ref)
+    if kind not in (None, "input"):
+        return False
+    try:
+        return platform.files.resolve(user, "input", "", name).is_file()
+    except RequestError:
+        return False
+
+
 async def submit_prompt(
     platform: Platform,
     user: User,
@@ -36,13 +49,48 @@ async def submit_prompt(
     front: bool = False,
     job_id: str | None = None,
 ) -> Job:
-    object_info = await platform.workers.merged_object_info()
-    if not object_info:
+    job, _ = await submit_checked(
+        platform,
+        user,
+        prompt,
+        extra_data=extra_data,
+        client_id=client_id,
+        cls=cls,
+        front=front,
+        job_id=job_id,
+    )
+    return job, checked.node_errors
+    return job
+
+
+async def submit_checked(
+    platform: Platform,
+    user: User,
+    prompt: Any,
+    *,
+    extra_data: dict[str, Any] | None = None,
+    client_id: str | None = None,
+    cls: int | None = None,
+    front: bool = False,
+    job_id: str | None = None,
+    partial: list[str] | None = None,
+) -> tuple[Job, dict[str, Any]]:
+    """Validate against the node definitions as this user sees them (their own
+    input files) and enqueue; also returns the node_errors of outputs that
+    failed while others passed (ComfyUI runs the rest)."""
+    merged = await platform.workers.merged_object_info()
+    if not merged:
         raise NoWorkerYet()
-    validate_prompt(prompt, object_info)
+    object_info = for_user(merged, platform.files.folder(user.name, "input"))
+    checked = validate_prompt(
+        prompt,
+        object_info,
+        partial=partial,
+        input_exists=lambda ref: has_input(platform, user.name, ref),
+    )
     if front and not user.admin:
         raise Forbidden("only the instructor can put a job at the front of the queue")
-    return await platform.queue.submit(
+    job = await platform.queue.submit(
         user.name,
         prompt,
         cls=job_class(platform, user, cls),
@@ -53,3 +101,4 @@ async def submit_prompt(
         front=front,
         job_id=job_id,
     )
+    return job, checked.node_errors

@@ -3,6 +3,7 @@ sign-in links, and worker tokens. Tokens are stored only as SHA-256 digests."""
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import logging
 import re
@@ -81,7 +82,7 @@ class UserStore:
         return password
 
     async def get(self, name: str) -> User:
-        h = await self.redis.hgetall(keys.user(name))
+        h = {str(k): str(v) for k, v in (await self.redis.hgetall(keys.user(name))).items()}
         if not h or "pw" not in h:
             raise UserNotFound(name)
         return User(
@@ -92,7 +93,7 @@ class UserStore:
         )
 
     async def list(self) -> list[User]:
-        names = sorted(await self.redis.smembers(keys.USERS))
+        names = sorted(str(n) for n in await self.redis.smembers(keys.USERS))
         users = []
         for name in names:
             try:
@@ -124,7 +125,7 @@ class UserStore:
         if not hashed:
             raise Unauthorized("wrong name or password")
         try:
-            await anyio.to_thread.run_sync(_hasher.verify, hashed, password)
+            await anyio.to_thread.run_sync(_hasher.verify, str(hashed), password)
         except (VerificationError, InvalidHashError):
             raise Unauthorized("wrong name or password") from None
         return await self.get(name)
@@ -141,7 +142,7 @@ class UserStore:
         name = await self.redis.get(keys.api_token(digest(token)))
         if not name:
             raise Unauthorized("unknown or revoked API token")
-        return await self.get(name)
+        return await self.get(str(name))
 
     async def create_signin_token(self, name: str, ttl_s: int = SIGNIN_TTL_S) -> str:
         await self.get(name)
@@ -152,8 +153,10 @@ class UserStore:
     async def redeem_signin_token(self, token: str) -> User:
         name = await self.redis.getdel(keys.signin_token(digest(token)))
         if not name:
-            raise Unauthorized("this sign-in link was already used or has expired; ask for a new one")
-        return await self.get(name)
+            raise Unauthorized(
+                "this sign-in link was already used or has expired; ask for a new one"
+            )
+        return await self.get(str(name))
 
     # worker tokens ----------------------------------------------------------
 
@@ -167,12 +170,12 @@ class UserStore:
     async def worker_for_token(self, token: str) -> str:
         wanted = digest(token)
         for name, stored in (await self.redis.hgetall(keys.WORKER_TOKENS)).items():
-            if secrets.compare_digest(stored, wanted):
+            if secrets.compare_digest(str(stored), wanted):
                 return str(name)
         raise Unauthorized("unknown or revoked worker token")
 
-    async def worker_token_names(self) -> list[str]:
-        return sorted(await self.redis.hkeys(keys.WORKER_TOKENS))
+    async def worker_token_names(self) -> builtins.list[str]:
+        return sorted(str(k) for k in await self.redis.hkeys(keys.WORKER_TOKENS))
 
     async def revoke_worker_token(self, name: str) -> bool:
         return bool(await self.redis.hdel(keys.WORKER_TOKENS, name))

@@ -44,7 +44,9 @@ def artifacts() -> Path:
 async def browser() -> AsyncIterator[Browser]:
     path = chromium_path()
     if path is None:
-        pytest.fail("no Chromium found: install Debian's chromium-headless-shell (scripts/test does)")
+        pytest.fail(
+            "no Chromium found: install Debian's chromium-headless-shell (scripts/test does)"
+        )
     async with async_playwright() as pw:
         b = await pw.chromium.launch(executable_path=path, args=CHROMIUM_FLAGS, headless=True)
         try:

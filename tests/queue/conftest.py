@@ -9,7 +9,10 @@ from comfy_multi.queue.views import QueueViews
 from comfy_multi.queue.workers import Registration, WorkerRegistry
 from comfy_multi.settings import Settings
 
-PROMPT = {"1": {"class_type": "EmptyImage", "inputs": {}}, "2": {"class_type": "SaveImage", "inputs": {}}}
+PROMPT = {
+    "1": {"class_type": "EmptyImage", "inputs": {}},
+    "2": {"class_type": "SaveImage", "inputs": {}},
+}
 
 
 @pytest.fixture

@@ -47,7 +47,9 @@ async def test_fifo_takes_oldest_first(queue: JobQueue, registry: WorkerRegistry
     assert await drain(queue, w) == ["a", "a", "a", "b", "c"]
 
 
-async def test_mode_switch_applies_to_waiting_jobs(queue: JobQueue, registry: WorkerRegistry) -> None:
+async def test_mode_switch_applies_to_waiting_jobs(
+    queue: JobQueue, registry: WorkerRegistry
+) -> None:
     w = await add_worker(registry, "w1")
     await queue.update_config(mode=QueueMode.FIFO)
     for user in ("a", "a", "b"):

@@ -45,9 +45,16 @@ async def validation_error(_: Request, exc: Exception) -> Response:
 
 async def http_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    messages = {404: "there is nothing at this address", 405: "this address does not take that method"}
+    messages = {
+        404: "there is nothing at this address",
+        405: "this address does not take that method",
+    }
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail else None
-    message = messages.get(exc.status_code) if detail in (None, "Not Found", "Method Not Allowed") else detail
+    message = (
+        messages.get(exc.status_code)
+        if detail in (None, "Not Found", "Method Not Allowed")
+        else detail
+    )
     return JSONResponse(
         {"error": "http_error", "message": message or str(detail)},
         status_code=exc.status_code,

@@ -8,6 +8,8 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+DRAIN_LIMIT = 64 * 1024 * 1024  # read and drop up to this much so the client sees the 413
+
 
 def _message(limit: int) -> str:
     return f"the request body is larger than the {limit:,} bytes allowed"
@@ -29,6 +31,8 @@ class BodyLimit:
         limit = self.limit_for(scope["path"])
         length = dict(scope["headers"]).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
+            if int(length) <= DRAIN_LIMIT:
+                await _drain(receive)
             await _refuse(send, limit)
             return
         seen = 0
@@ -39,10 +43,23 @@ class BodyLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
+                    if message.get("more_body", False):
+                        await _drain(receive)
                     raise HTTPException(status_code=413, detail=_message(limit))
             return message
 
         await self.app(scope, counted_receive, send)
+
+
+async def _drain(receive: Receive) -> None:
+    dropped = 0
+    while dropped <= DRAIN_LIMIT:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        dropped += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
 
 
 async def _refuse(send: Send, limit: int) -> None:

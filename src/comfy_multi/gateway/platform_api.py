@@ -33,7 +33,8 @@ class SubmitRequest(Strict):
     extra_data: dict[str, Any] = Field(default_factory=dict)
     client_id: str | None = Field(default=None, max_length=200)
     priority_class: int | None = Field(
-        default=None, description="0 (most urgent) to 9; participants may only choose their own or later"
+        default=None,
+        description="0 (most urgent) to 9; participants may only choose their own or later",
     )
     front: bool = Field(default=False, description="admin only: put it first in its class")
 
@@ -158,7 +159,9 @@ async def get_job(job_id: str, user: CurrentUser, platform: PlatformDep) -> dict
     job = await platform.queue.get_owned(job_id, user.name, admin=user.admin)
     out = job.public()
     if job.state == JobState.PENDING:
-        places = await platform.views.places(job.user, workers=await platform.workers.online_count())
+        places = await platform.views.places(
+            job.user, workers=await platform.workers.online_count()
+        )
         if job.id in places:
             out["position"] = places[job.id].position
             out["eta_seconds"] = places[job.id].eta_seconds
@@ -170,7 +173,10 @@ async def cancel_job(job_id: str, user: CurrentUser, platform: PlatformDep) -> d
     """Cancel a waiting or running job. Cancelling a finished job changes nothing."""
     await platform.queue.get_owned(job_id, user.name, admin=user.admin)
     cancelled = await platform.queue.cancel(job_id, owner=None if user.admin else user.name)
-    return {"cancelled": cancelled, "job": (await platform.queue.get(job_id)).public(with_prompt=False)}
+    return {
+        "cancelled": cancelled,
+        "job": (await platform.queue.get(job_id)).public(with_prompt=False),
+    }
 
 
 @router.post("/jobs/{job_id}/class")

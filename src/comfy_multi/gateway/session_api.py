@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict
+from starlette.requests import Request
 
 from comfy_multi.gateway.auth import SESSION_COOKIE, PlatformDep, get_auth
 from comfy_multi.users import User
-from starlette.requests import Request
 
 router = APIRouter(tags=["session"])
 
@@ -37,7 +37,9 @@ def home_of(user: User) -> str:
 
 
 @router.post("/api/v1/login")
-async def login(body: Credentials, request: Request, response: Response, platform: PlatformDep) -> dict[str, str]:
+async def login(
+    body: Credentials, request: Request, response: Response, platform: PlatformDep
+) -> dict[str, str]:
     """Check a name and password and set the session cookie."""
     user = await platform.users.verify_password(body.name.strip().lower(), body.password)
     set_session(response, request, user)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import hashlib
 import logging
@@ -116,10 +117,9 @@ async def claim(
         remaining = deadline - time.monotonic()
         if remaining <= 0 or await request.is_disconnected():
             return Response(status_code=204)
-        try:
+        # wake at least every few seconds: the lease sweep may have requeued a job
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(changed.wait(), timeout=min(remaining, 5.0))
-        except TimeoutError:
-            pass  # re-check: the lease sweep may have requeued a job meanwhile
 
 
 @router.post("/heartbeat")

@@ -113,7 +113,7 @@ class EventBus:
         """Events kept in the stream after `since` (an id from an earlier call)."""
         start = f"({since}" if since not in ("-", "") else "-"
         rows = await self._redis.xrange(keys.EVENTS_STREAM, min=start, count=count)
-        return [(str(eid), orjson.loads(fields["e"])) for eid, fields in rows]
+        return [(str(eid), orjson.loads(fields["e"])) for eid, fields in rows or [] if fields]
 
     # subscribing ------------------------------------------------------------
 
@@ -174,4 +174,4 @@ class EventBus:
                 await asyncio.sleep(RECONNECT_DELAY_S)
             finally:
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from redis.asyncio import Redis
@@ -86,7 +86,7 @@ class JobQueue:
         return await self.get(job_id)
 
     async def get(self, job_id: str) -> Job:
-        h = await self.redis.hgetall(keys.job(job_id))
+        h = keys.text_map(await self.redis.hgetall(keys.job(job_id)))
         if not h or "state" not in h:
             raise JobNotFound(job_id)
         return Job.from_hash(h)
@@ -103,7 +103,7 @@ class JobQueue:
             for job_id in job_ids:
                 pipe.hgetall(keys.job(job_id))
             rows = await pipe.execute()
-        return [Job.from_hash(h) for h in rows if h and "state" in h]
+        return [Job.from_hash(keys.text_map(h)) for h in rows if h and "state" in h]
 
     # worker side ------------------------------------------------------------
 
@@ -136,8 +136,8 @@ class JobQueue:
         )
         if state != JobState.RUNNING or held != str(token):
             why = "missing" if state is None else "stale" if state == JobState.RUNNING else state
-            raise LeaseLost(job_id, _lost_reason(why))
-        return str(user), client_id or None
+            raise LeaseLost(job_id, _lost_reason(str(why)))
+        return str(user), str(client_id) if client_id else None
 
     async def note_progress(self, job_id: str, progress: dict[str, Any]) -> None:
         """The latest progress of a running job, for pages that open mid-run."""
@@ -195,7 +195,9 @@ class JobQueue:
             logger.info("job %s cancelled%s", job_id, f" by {owner}" if owner else "")
         return result == "ok"
 
-    async def reprioritize(self, job_id: str, *, cls: int | None = None, front: bool = False) -> Job:
+    async def reprioritize(
+        self, job_id: str, *, cls: int | None = None, front: bool = False
+    ) -> Job:
         if cls is not None:
             check_class(cls)
         result = await self.scripts.reprioritize(job_id, cls, front)
@@ -206,7 +208,7 @@ class JobQueue:
         return await self.get(job_id)
 
     async def config(self) -> QueueConfig:
-        h = await self.redis.hgetall(keys.CONFIG)
+        h = keys.text_map(await self.redis.hgetall(keys.CONFIG))
         return QueueConfig(
             mode=QueueMode(h.get("mode", QueueMode.FAIR)),
             paused=h.get("paused") == "1",
@@ -226,7 +228,7 @@ class JobQueue:
                 raise BadRequest("the per-user cap must be 0 (no cap) or more")
             changes["cap"] = str(cap)
         if changes:
-            await self.redis.hset(keys.CONFIG, mapping=changes)
+            await self.redis.hset(keys.CONFIG, mapping=cast(Any, changes))
         return await self.config()
 
     async def set_user_cap(self, user: str, cap: int | None) -> None:
@@ -239,7 +241,8 @@ class JobQueue:
             await self.redis.hset(keys.USER_CAPS, user, str(cap))
 
     async def user_caps(self) -> dict[str, int]:
-        return {u: int(c) for u, c in (await self.redis.hgetall(keys.USER_CAPS)).items()}
+        caps = keys.text_map(await self.redis.hgetall(keys.USER_CAPS))
+        return {u: int(c) for u, c in caps.items()}
 
 
 def _lost_reason(result: str) -> str:

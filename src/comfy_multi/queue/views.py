@@ -66,7 +66,9 @@ class QueueViews:
             tick = _round_robin(users, last_served, tick, order)
         return order
 
-    async def _jobs_by_user(self, cls: int, job_ids: list[str]) -> dict[str, list[tuple[str, float]]]:
+    async def _jobs_by_user(
+        self, cls: int, job_ids: list[str]
+    ) -> dict[str, list[tuple[str, float]]]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for job_id in job_ids:
                 pipe.hget(keys.job(job_id), "user")

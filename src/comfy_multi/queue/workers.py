@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from pydantic import BaseModel, Field
@@ -132,14 +132,17 @@ class WorkerRegistry:
         return int(await self.redis.zcount(keys.WORKERS, _now_ms() - self._offline_ms, "+inf"))
 
     async def list(self) -> list[WorkerInfo]:
-        rows = await self.redis.zrange(keys.WORKERS, 0, -1, withscores=True)
+        rows = cast(
+            list[tuple[str, float]], await self.redis.zrange(keys.WORKERS, 0, -1, withscores=True)
+        )
         async with self.redis.pipeline(transaction=False) as pipe:
             for worker_id, _ in rows:
                 pipe.hgetall(keys.worker(worker_id))
             records = await pipe.execute()
         cutoff = _now_ms() - self._offline_ms
         out = []
-        for (worker_id, seen), h in zip(rows, records, strict=True):
+        for (worker_id, seen), raw in zip(rows, records, strict=True):
+            h = keys.text_map(raw or {})
             if not h:
                 continue
             online = seen >= cutoff
@@ -175,7 +178,8 @@ class WorkerRegistry:
     async def merged_object_info(self) -> dict[str, Any]:
         """Union of the node definitions every known worker published, kept while
         a worker is away so participants can keep queueing."""
-        digests = tuple(sorted(set((await self.redis.hgetall(keys.WORKER_DIGESTS)).values())))
+        known = keys.text_map(await self.redis.hgetall(keys.WORKER_DIGESTS))
+        digests = tuple(sorted(set(known.values())))
         if self._merged and self._merged[0] == digests:
             return self._merged[1]
         merged: dict[str, Any] = {}

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from comfy_multi.errors import ConfigError
 
@@ -77,7 +79,9 @@ def _pid_alive(pid: int) -> bool:
 
 def _ping(sock: Path) -> bool:
     try:
-        client = redis.Redis(unix_socket_path=str(sock), socket_timeout=1.0)
+        client = redis.Redis(
+            unix_socket_path=str(sock), socket_timeout=1.0, retry=Retry(NoBackoff(), 0)
+        )
         try:
             return bool(client.ping())
         finally:
@@ -152,26 +156,27 @@ class EmbeddedRedis:
                 path.unlink(missing_ok=True)
 
     def stop(self) -> None:
-        """Shut down cleanly (AOF flushed) if we started or adopted the server."""
+        """Shut down cleanly if we started or adopted the server: on SIGTERM Redis
+        fsyncs the append-only file and removes its socket and pid file."""
         pid = self._proc.pid if self._proc else self._adopted_pid
         if pid is None:
             return
-        with contextlib.suppress(redis.RedisError, OSError):
-            client = redis.Redis(unix_socket_path=str(self.sock), socket_timeout=5.0)
-            with contextlib.suppress(redis.ConnectionError):
-                client.shutdown(nosave=False)
-            client.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT_S
-        while time.monotonic() < deadline and _pid_alive(pid):
-            if self._proc is not None and self._proc.poll() is not None:
+        while time.monotonic() < deadline:
+            if self._proc is not None:
+                if self._proc.poll() is not None:
+                    break
+            elif not _pid_alive(pid):
                 break
-            time.sleep(0.05)
-        if _pid_alive(pid) and (self._proc is None or self._proc.poll() is None):
+            time.sleep(0.02)
+        else:
             logger.warning("embedded Redis did not stop in time; killing it")
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        if self._proc is not None:
-            self._proc.wait(timeout=5)
+            if self._proc is not None:
+                self._proc.wait(timeout=5)
         self._proc = None
         self._adopted_pid = None
         logger.info("embedded Redis stopped")

@@ -6,6 +6,8 @@ per-class keys from it with the same spelling as the functions below.
 
 from __future__ import annotations
 
+from typing import Any
+
 PREFIX = "cm:"
 
 SEQ = f"{PREFIX}seq"  # counter: a job's place in the queue
@@ -25,8 +27,14 @@ WORKER_TOKENS = f"{PREFIX}wtokens"  # hash token name -> sha256(token)
 OBJECT_INFO = f"{PREFIX}objinfo"  # hash digest -> object_info JSON
 WORKER_DIGESTS = f"{PREFIX}wdigests"  # hash worker -> digest of its last object_info
 STATS = f"{PREFIX}stats"  # hash of counters (run time EWMA, ...)
+METRICS = f"{PREFIX}metrics"  # hash: /metrics histograms and counters folded from finished jobs
 
 CLASSES = range(10)  # priority classes, 0 most urgent
+
+
+def text_map(raw: dict[Any, Any]) -> dict[str, str]:
+    """A hash as read with decode_responses=True, typed as the str it is."""
+    return {str(k): str(v) for k, v in raw.items()}
 
 
 def job(job_id: str) -> str:

@@ -32,7 +32,7 @@ class Scripts:
 
     def __init__(self, redis: Redis) -> None:
         def load(name: str) -> AsyncScript:
-            return redis.register_script(_lua(name))  # type: ignore[return-value]
+            return redis.register_script(_lua(name))
 
         self._enqueue = load("enqueue")
         self._claim = load("claim")
@@ -47,7 +47,13 @@ class Scripts:
         return await script(keys=[keys.PREFIX], args=list(args))
 
     async def enqueue(
-        self, job_id: str, user: str, cls: int, default_cap: int, front: bool, fields: dict[str, str]
+        self,
+        job_id: str,
+        user: str,
+        cls: int,
+        default_cap: int,
+        front: bool,
+        fields: dict[str, str],
     ) -> tuple[str, int]:
         flat = [x for pair in fields.items() for x in pair]
         kind, value = await self._run(

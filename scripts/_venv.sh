@@ -1,0 +1,19 @@
+# Sourced by scripts/up and scripts/test: make .venv and install the project
+# (with the test extra when asked), only when pyproject.toml changed.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+PYTHON="${PYTHON:-python3}"
+EXTRA="${1:-}"
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "==> creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --upgrade pip
+fi
+stamp="$VENV/.installed-$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)${EXTRA:+-$EXTRA}"
+if [ ! -f "$stamp" ]; then
+  echo "==> installing comfy-multi${EXTRA:+ [$EXTRA]} into .venv"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -e "$ROOT${EXTRA:+[$EXTRA]}"
+  touch "$stamp"
+fi
