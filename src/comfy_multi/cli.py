@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import signal
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -125,6 +127,28 @@ async def _first_admin(redis: Redis, data_dir: Path) -> Path | None:
     return path
 
 
+class _Stopped(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """uvicorn re-raises the signal that stopped it once it has shut down; turn
+    that into an exception so the embedded Redis is still stopped cleanly."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise _Stopped
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    except _Stopped:
+        pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 @app.command()
 def up(
     data_dir: DataDir = None,
@@ -168,7 +192,8 @@ def up(
                 ws="websockets-sansio",
                 timeout_graceful_shutdown=5,
             )
-            uvicorn.Server(config).run()
+            with _stop_on_signals():
+                uvicorn.Server(config).run()
         except ConfigError as exc:
             raise fail(str(exc)) from None
         finally:
@@ -181,17 +206,54 @@ def up(
 
 @user_app.command("add")
 def user_add(
-    name: Annotated[str, typer.Argument(help="Lowercase name; also the workspace URL /u/NAME/.")],
+    name: Annotated[
+        str | None, typer.Argument(help="Lowercase name; also the workspace URL /u/NAME/.")
+    ] = None,
     password: Annotated[str | None, typer.Option(help="Default: a generated one, printed.")] = None,
     admin: Annotated[bool, typer.Option("--admin", help="The instructor role.")] = False,
+    from_csv: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-csv",
+            help="Add a class list instead: a CSV file of name[,password] per line.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Add a participant (or, with --admin, an instructor)."""
+    """Add a participant (or, with --admin, an instructor), or a whole class list."""
     settings = _settings(data_dir)
+    if from_csv is not None:
+        if name is not None:
+            raise fail("give either NAME or --from-csv FILE, not both")
+        _add_class_list(settings, from_csv, admin)
+        return
+    if name is None:
+        raise fail("give a NAME (or --from-csv FILE)")
     pw = run_with_redis(settings, lambda r: UserStore(r).add(name, password, admin=admin))
     console.print(f"added [bold]{name}[/]{' (admin)' if admin else ''}")
     if password is None:
         console.print(f"password: [bold]{pw}[/]")
+
+
+def _add_class_list(settings: Settings, path: Path, admin: bool) -> None:
+    from comfy_multi.admin.roster import add_class_list, read_class_list
+
+    rows = read_class_list(path)
+    if not rows:
+        raise fail(f"{path} has no names (one name[,password] per line)")
+    added = run_with_redis(settings, lambda r: add_class_list(UserStore(r), rows, admin=admin))
+    table = Table("name", "password", "workspace", title=f"added from {path.name}")
+    for a in added:
+        if a.password is None:
+            table.add_row(a.name, f"[red]not added: {a.problem}[/]", "")
+        else:
+            table.add_row(a.name, a.password, f"/u/{a.name}/")
+    console.print(table)
+    refused = sum(a.password is None for a in added)
+    if refused:
+        raise fail(f"{refused} of {len(added)} name(s) were not added")
 
 
 @user_app.command("list")
@@ -267,6 +329,46 @@ def status(data_dir: DataDir = None) -> None:
     settings = _settings(data_dir)
     snapshot = run_with_redis(settings, lambda r: gather_status(r, settings))
     render_status(console, snapshot)
+
+
+# report ---------------------------------------------------------------------
+
+
+@app.command()
+def report(
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Directory for the figures (CSV, JSON) and a zip of each person's outputs.",
+            file_okay=False,
+        ),
+    ] = None,
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            help="Only jobs queued from then on (local time), e.g. 2026-11-23 or 2026-11-23T09:00.",
+            formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"],
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """After a workshop: jobs, waits, run times, failures and GPU use per person;
+    with --out, every person's outputs as a zip to hand out."""
+    from comfy_multi.admin.report import gather_jobs, summarize
+    from comfy_multi.admin.report_out import render, write_figures, zip_outputs
+
+    settings = _settings(data_dir)
+    since_ms = int(since.timestamp() * 1000) if since else None
+    jobs = run_with_redis(settings, lambda r: gather_jobs(r, since_ms))
+    figures = summarize(jobs)
+    render(console, figures)
+    if out is not None:
+        written = write_figures(figures, jobs, out)
+        archives = zip_outputs(settings.users_dir, out, since_ms)
+        console.print(f"wrote {', '.join(p.name for p in written)} to [bold]{out}[/]")
+        for a in archives:
+            console.print(f"  {a.path.name}: {a.files} file(s), {a.bytes / 1e6:.1f} MB")
 
 
 def main() -> None:

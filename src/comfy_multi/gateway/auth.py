@@ -131,4 +131,11 @@ async def worker_name(conn: HTTPConnection) -> str:
 CurrentUser = Annotated[User, Depends(current_user)]
 AdminUser = Annotated[User, Depends(admin_user)]
 WorkerName = Annotated[str, Depends(worker_name)]
-PlatformDep = Annotated[Platform, Depends(get_platform)]
+
+
+async def platform_dependency(conn: HTTPConnection) -> Platform:
+    """Async on purpose: FastAPI runs a sync dependency in a thread, per request."""
+    return get_platform(conn)
+
+
+PlatformDep = Annotated[Platform, Depends(platform_dependency)]

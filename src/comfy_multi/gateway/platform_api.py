@@ -22,6 +22,7 @@ from comfy_multi.submit import submit_prompt
 router = APIRouter(prefix="/api/v1", tags=["platform"])
 
 MAX_LIST = 1000
+PLACES_MAX_AGE_S = 0.5  # a participant's place may be this old; the admin's is exact
 
 
 class Strict(BaseModel):
@@ -160,7 +161,7 @@ async def get_job(job_id: str, user: CurrentUser, platform: PlatformDep) -> dict
     out = job.public()
     if job.state == JobState.PENDING:
         places = await platform.views.places(
-            job.user, workers=await platform.workers.online_count()
+            job.user, workers=await platform.workers.online_count(), max_age=PLACES_MAX_AGE_S
         )
         if job.id in places:
             out["position"] = places[job.id].position
@@ -202,7 +203,11 @@ async def queue_state(user: CurrentUser, platform: PlatformDep) -> QueueState:
     config = await platform.queue.config()
     depth = await platform.views.depth()
     online = await platform.workers.online_count()
-    places = await platform.views.places(None if user.admin else user.name, workers=online)
+    places = await platform.views.places(
+        None if user.admin else user.name,
+        workers=online,
+        max_age=0.0 if user.admin else PLACES_MAX_AGE_S,
+    )
     pending = await platform.queue.get_many(list(places))
     running = await platform.views.running()
     if not user.admin:

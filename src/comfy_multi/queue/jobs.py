@@ -65,25 +65,39 @@ class JobQueue:
         job_id: str | None = None,
     ) -> Job:
         job_id = job_id or str(uuid.uuid4())
-        if await self.redis.exists(keys.job(job_id)):
-            raise Conflict(f"a job with id {job_id!r} already exists")
+        needs = sorted(set(needs or []))
         fields = {
             "prompt": _dumps(prompt),
             "extra_data": _dumps(extra_data or {}),
             "client_id": client_id or "",
-            "needs": _dumps(sorted(set(needs or []))),
+            "needs": _dumps(needs),
             "inputs": _dumps([i.model_dump() for i in inputs or []]),
         }
-        kind, value = await self.scripts.enqueue(
+        kind, value, queued_ms = await self.scripts.enqueue(
             job_id, user, check_class(cls), self.settings.default_user_cap, front, fields
         )
+        if kind == "exists":
+            raise Conflict(f"a job with id {job_id!r} already exists")
         if kind == "cap":
             raise QueueFull(
                 f"you already have {value} jobs waiting, the most allowed per person; "
                 "wait for one to finish or cancel one"
             )
         logger.info("job %s queued by %s (class %s, seq %s)", job_id, user, cls, value)
-        return await self.get(job_id)
+        # what the script stored, without reading it back
+        return Job(
+            id=job_id,
+            user=user,
+            state=JobState.PENDING,
+            cls=cls,
+            seq=value,
+            prompt=prompt,
+            extra_data=extra_data or {},
+            client_id=client_id or None,
+            needs=needs,
+            inputs=inputs or [],
+            queued_ms=queued_ms,
+        )
 
     async def get(self, job_id: str) -> Job:
         h = keys.text_map(await self.redis.hgetall(keys.job(job_id)))

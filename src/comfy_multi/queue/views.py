@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import heapq
+import time
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -28,6 +30,8 @@ class QueueViews:
     def __init__(self, queue: JobQueue) -> None:
         self.queue = queue
         self.redis: Redis = queue.redis
+        self._cached: tuple[float, list[tuple[str, str]]] | None = None
+        self._computing: asyncio.Future[list[tuple[str, str]]] | None = None
 
     async def depth(self) -> dict[int, int]:
         """Pending jobs per priority class (classes with none left out)."""
@@ -46,54 +50,67 @@ class QueueViews:
     async def dispatch_order(self) -> list[str]:
         """Pending job ids in the order the scheduler will hand them out (ignoring
         capability routing), simulating the claim script's fair round-robin."""
+        return [job_id for job_id, _ in await self._order()]
+
+    async def _order(self, max_age: float = 0.0) -> list[tuple[str, str]]:
+        """(job id, user) in dispatch order; at most `max_age` seconds old."""
+        now = time.monotonic()
+        if not max_age:
+            return await self._compute_order(now)
+        if self._cached and now - self._cached[0] <= max_age:
+            return self._cached[1]
+        if self._computing is None:  # one computation serves every reader waiting for it
+            self._computing = asyncio.ensure_future(self._compute_order(now))
+            self._computing.add_done_callback(self._computed)
+        return await asyncio.shield(self._computing)
+
+    def _computed(self, _: asyncio.Future[list[tuple[str, str]]]) -> None:
+        self._computing = None
+
+    async def _compute_order(self, now: float) -> list[tuple[str, str]]:
         config = await self.queue.config()
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(keys.LAST_SERVED)
             pipe.get(keys.SERVED_TICK)
             for cls in keys.CLASSES:
-                pipe.zrange(keys.pending_all(cls), 0, -1, withscores=True)
-            last_raw, tick_raw, *per_class = await pipe.execute()
-        last_served = {u: float(t) for u, t in last_raw.items()}
-        tick = float(tick_raw or 0)
-        order: list[str] = []
-        for cls, rows in zip(keys.CLASSES, per_class, strict=True):
-            if not rows:
-                continue
-            if config.mode == QueueMode.FIFO:
-                order.extend(str(job_id) for job_id, _ in rows)
-                continue
-            users = await self._jobs_by_user(cls, [str(job_id) for job_id, _ in rows])
-            tick = _round_robin(users, last_served, tick, order)
-        return order
-
-    async def _jobs_by_user(
-        self, cls: int, job_ids: list[str]
-    ) -> dict[str, list[tuple[str, float]]]:
+                pipe.zrange(keys.pending_users(cls), 0, -1)
+            last_raw, tick_raw, *users_per_class = await pipe.execute()
+        wanted = [
+            (c, str(u))
+            for c, users in zip(keys.CLASSES, users_per_class, strict=True)
+            for u in users
+        ]
         async with self.redis.pipeline(transaction=False) as pipe:
-            for job_id in job_ids:
-                pipe.hget(keys.job(job_id), "user")
-            owners = await pipe.execute()
-        users = sorted({str(u) for u in owners if u})
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for u in users:
+            for cls, u in wanted:
                 pipe.zrange(keys.pending_user(cls, u), 0, -1, withscores=True)
             rows = await pipe.execute()
-        return {u: [(str(j), float(s)) for j, s in r] for u, r in zip(users, rows, strict=True)}
+        per_class: dict[int, dict[str, list[tuple[str, float]]]] = {}
+        for (cls, u), jobs in zip(wanted, rows, strict=True):
+            per_class.setdefault(cls, {})[u] = [(str(j), float(seq)) for j, seq in jobs]
+        last_served = {str(u): float(t) for u, t in last_raw.items()}
+        tick = float(tick_raw or 0)
+        order: list[tuple[str, str]] = []
+        for cls in sorted(per_class):
+            users = per_class[cls]
+            if config.mode == QueueMode.FIFO:
+                merged = sorted((seq, job, u) for u, jobs in users.items() for job, seq in jobs)
+                order.extend((job, u) for _, job, u in merged)
+            else:
+                tick = _round_robin(users, last_served, tick, order)
+        self._cached = (now, order)
+        return order
 
-    async def places(self, user: str | None = None, *, workers: int = 1) -> dict[str, Place]:
+    async def places(
+        self, user: str | None = None, *, workers: int = 1, max_age: float = 0.0
+    ) -> dict[str, Place]:
         """Each pending job's place in the dispatch order and an estimated wait
-        with `workers` GPUs online."""
-        order = await self.dispatch_order()
+        with `workers` GPUs online. `max_age` allows a recent cached order: the
+        order of thousands of jobs is worth computing once for many readers."""
+        order = await self._order(max_age)
         avg_ms = await self.average_run_ms()
         workers = max(1, workers)
-        owners: list[str | None] = [None] * len(order)
-        if user is not None:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for job_id in order:
-                    pipe.hget(keys.job(job_id), "user")
-                owners = await pipe.execute()
         places: dict[str, Place] = {}
-        for position, (job_id, owner) in enumerate(zip(order, owners, strict=True)):
+        for position, (job_id, owner) in enumerate(order):
             if user is None or owner == user:
                 rounds = position // workers + 1
                 places[job_id] = Place(position, round(rounds * avg_ms / 1000, 1))
@@ -135,14 +152,14 @@ def _round_robin(
     users: dict[str, list[tuple[str, float]]],
     last_served: dict[str, float],
     tick: float,
-    order: list[str],
+    order: list[tuple[str, str]],
 ) -> float:
     """Append the class's jobs in fair order; return the advanced served clock."""
     heap = [(_fair_score(jobs[0][1], u, last_served), u, 0) for u, jobs in users.items() if jobs]
     heapq.heapify(heap)
     while heap:
         _, u, i = heapq.heappop(heap)
-        order.append(users[u][i][0])
+        order.append((users[u][i][0], u))
         tick += 1
         last_served[u] = tick
         if i + 1 < len(users[u]):

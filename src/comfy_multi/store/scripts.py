@@ -54,12 +54,13 @@ class Scripts:
         default_cap: int,
         front: bool,
         fields: dict[str, str],
-    ) -> tuple[str, int]:
+    ) -> tuple[str, int, int]:
+        """(outcome, seq or cap, queued ms)."""
         flat = [x for pair in fields.items() for x in pair]
-        kind, value = await self._run(
+        kind, value, *rest = await self._run(
             self._enqueue, job_id, user, cls, default_cap, int(front), *flat
         )
-        return _text(kind), int(value)
+        return _text(kind), int(value), int(rest[0]) if rest else 0
 
     async def claim(self, worker_id: str, lease_ms: int, lookahead: int) -> dict[str, str] | None:
         flat = await self._run(self._claim, worker_id, lease_ms, lookahead)

@@ -2,8 +2,9 @@
 -- KEYS[1] prefix
 -- ARGV[1] job id, ARGV[2] user, ARGV[3] class, ARGV[4] default per-user cap,
 -- ARGV[5] "1" to place it at the front, ARGV[6..] job hash field/value pairs
--- Returns {"ok", seq} or {"cap", cap}.
+-- Returns {"ok", seq, queued ms}, {"cap", cap} or {"exists", 0}.
 local id, u, c = ARGV[1], ARGV[2], tonumber(ARGV[3])
+if redis.call('EXISTS', k_job(id)) == 1 then return {'exists', 0} end
 local cap = tonumber(redis.call('HGET', P .. 'caps', u)
   or redis.call('HGET', P .. 'config', 'cap') or ARGV[4])
 if cap > 0 and redis.call('ZCARD', k_upending(u)) >= cap then
@@ -23,4 +24,4 @@ redis.call('HSET', job, 'id', id, 'user', u, 'cls', c, 'seq', seq, 'state', 'pen
   'queued_ms', NOW, 'attempts', 0, 'token', 0)
 add_pending(id, c, u, seq)
 emit('queued', id)
-return {'ok', seq}
+return {'ok', seq, NOW}

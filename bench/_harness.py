@@ -1,0 +1,195 @@
+"""Shared by the benchmarks: start a real platform in a scratch data dir, and a
+lean HTTP/1.1 load client (keep-alive, one connection per simulated client) so
+the client costs less CPU than the server it measures."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+OBJECT_INFO = {
+    "EmptyImage": {
+        "input": {"required": {"width": ["INT", {"default": 64, "min": 1, "max": 4096}]}},
+        "output": ["IMAGE"],
+        "output_node": False,
+        "name": "EmptyImage",
+    },
+    "SaveImage": {
+        "input": {"required": {"images": ["IMAGE"]}},
+        "output": [],
+        "output_node": True,
+        "name": "SaveImage",
+    },
+}
+PROMPT = {
+    "1": {"class_type": "EmptyImage", "inputs": {"width": 64}},
+    "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0]}},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Platform:
+    url: str
+    port: int
+    data_dir: Path
+    admin: tuple[str, str]
+    process: subprocess.Popen[bytes]
+
+    def cli(self, *args: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "comfy_multi", *args, "--data-dir", str(self.data_dir)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return out.stdout
+
+    def rss_mb(self) -> float:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        kb = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS"))
+        return kb / 1024
+
+
+@contextmanager
+def platform(**env: str) -> Iterator[Platform]:
+    with tempfile.TemporaryDirectory(prefix="cm-bench-") as tmp:
+        data = Path(tmp) / "data"
+        port = free_port()
+        environ = {**os.environ, "COMFY_MULTI_LOG_LEVEL": "warning", **env}
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "comfy_multi",
+                "up",
+                "--data-dir",
+                str(data),
+                "--port",
+                str(port),
+            ],
+            env=environ,
+            stdout=subprocess.DEVNULL,
+            stderr=(Path(tmp) / "gateway.log").open("wb"),
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the platform did not start")
+                time.sleep(0.1)
+            password = (data / "initial-admin-password").read_text().strip()
+            yield Platform(url, port, data, ("admin", password), proc)
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+            log = (Path(tmp) / "gateway.log").read_text(errors="replace")
+            if "Traceback" in log:
+                print("gateway errors:\n" + log[-3000:], file=sys.stderr)
+
+
+def register_fake_worker(p: Platform, worker_id: str = "bench-gpu") -> str:
+    token = p.cli("worker-token", "create", worker_id).strip().splitlines()[-1]
+    body = orjson.dumps(OBJECT_INFO)
+    digest = hashlib.sha256(body).hexdigest()
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=p.url, headers=headers) as c:
+        r = c.post(
+            "/worker/v1/register",
+            json={"worker_id": worker_id, "object_info_digest": digest, "nodes": list(OBJECT_INFO)},
+        )
+        r.raise_for_status()
+        c.put(f"/worker/v1/object_info?digest={digest}", content=body).raise_for_status()
+    return token
+
+
+def add_users(p: Platform, count: int) -> list[tuple[str, str]]:
+    people = []
+    with httpx.Client(base_url=p.url, auth=p.admin, timeout=30) as c:
+        c.put("/api/v1/queue/cap", json={"cap": 0}).raise_for_status()  # no cap while measuring
+        for i in range(count):
+            r = c.post("/api/v1/users", json={"name": f"user{i:03d}", "password": "bench-pw"})
+            r.raise_for_status()
+            people.append((f"user{i:03d}", "bench-pw"))
+    return people
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection speaking just enough of the protocol."""
+
+    def __init__(self, port: int, auth: tuple[str, str]) -> None:
+        self.port = port
+        self.auth = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        assert self.reader is not None
+        assert self.writer is not None
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+            f"Authorization: {self.auth}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        self.writer.write(head + body)
+        await self.writer.drain()
+        status_line = await self.reader.readuntil(b"\r\n")
+        status = int(status_line.split()[1])
+        length = 0
+        while (line := await self.reader.readuntil(b"\r\n")) != b"\r\n":
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        return status, await self.reader.readexactly(length)
+
+    async def close(self) -> None:
+        if self.writer:
+            self.writer.close()
+            await self.writer.wait_closed()
+
+
+def percentiles(samples_s: list[float]) -> dict[str, float]:
+    ms = sorted(x * 1000 for x in samples_s)
+    q = statistics.quantiles(ms, n=100, method="inclusive")
+    return {"p50_ms": round(q[49], 2), "p95_ms": round(q[94], 2), "p99_ms": round(q[98], 2)}
+
+
+def report(title: str, rows: list[dict[str, Any]]) -> None:
+    print(f"\n{title}")
+    if not rows:
+        return
+    cols = list(rows[0])
+    print("  " + "  ".join(f"{c:>14}" for c in cols))
+    for row in rows:
+        print("  " + "  ".join(f"{row[c]!s:>14}" for c in cols))
