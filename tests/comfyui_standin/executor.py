@@ -3,29 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import logging
 import sys
-import time
 import traceback
 import uuid
 from typing import Any
 
-from PIL import Image
-
+from .events import Interrupted, NodeContext, Run
 from .graph import ExecutionList, is_link
 from .hub import Hub
-from .nodes import Node, Registry
+from .node_base import Node, Registry
 from .paths import Dirs
-from .prompt_queue import PromptQueue, QueueItem
+from .prompt_queue import PromptQueue
 from .validation import full_type_name
 
 logger = logging.getLogger(__name__)
-
-
-class Interrupted(Exception):
-    """ComfyUI's InterruptProcessingException."""
 
 
 class NodeFailed(Exception):
@@ -36,123 +29,10 @@ class NodeFailed(Exception):
         self.cause = cause
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def _format_value(value: Any) -> Any:
     if value is None or isinstance(value, (int, float, bool, str)):
         return value
     return str(value)
-
-
-class Run:
-    """The state of one prompt while it executes."""
-
-    def __init__(self, executor: Executor, item: QueueItem) -> None:
-        self.executor = executor
-        self.item = item
-        self.prompt = item.prompt
-        self.prompt_id = item.prompt_id
-        client_id = item.extra_data.get("client_id")
-        self.client_id: str | None = client_id if isinstance(client_id, str) else None
-        self.messages: list[list[Any]] = []
-        self.executed: list[str] = []
-        self.progress: dict[str, dict[str, Any]] = {}
-        self.signatures: dict[str, str] = {}
-
-    @property
-    def hub(self) -> Hub:
-        return self.executor.hub
-
-    def send(self, event: str, data: dict[str, Any]) -> None:
-        """Events addressed to the prompt's client; dropped when the prompt has none."""
-        if self.client_id is not None:
-            self.hub.send(event, data, self.client_id)
-
-    def add_message(self, event: str, data: dict[str, Any], broadcast: bool = False) -> None:
-        data = {**data, "timestamp": _now_ms()}
-        self.messages.append([event, data])
-        if self.client_id is not None or broadcast:
-            self.hub.send(event, data, self.client_id)
-
-    def _progress_state(self) -> None:
-        nodes = {
-            node_id: {
-                "value": state["value"],
-                "max": state["max"],
-                "state": state["state"],
-                "node_id": node_id,
-                "prompt_id": self.prompt_id,
-                "display_node_id": node_id,
-                "parent_node_id": None,
-                "real_node_id": node_id,
-            }
-            for node_id, state in self.progress.items()
-            if state["state"] != "pending"
-        }
-        # sent to the client, or to every socket when the prompt has no client
-        self.hub.send("progress_state", {"prompt_id": self.prompt_id, "nodes": nodes}, self.client_id)
-
-    def _entry(self, node_id: str) -> dict[str, Any]:
-        return self.progress.setdefault(node_id, {"state": "pending", "value": 0, "max": 1})
-
-    def start_progress(self, node_id: str) -> None:
-        self._entry(node_id).update(state="running", value=0.0, max=1.0)
-        self._progress_state()
-
-    def update_progress(self, node_id: str, value: float, total: float) -> None:
-        self._entry(node_id).update(state="running", value=value, max=total)
-        self._progress_state()
-
-    def finish_progress(self, node_id: str) -> None:
-        entry = self._entry(node_id)
-        entry.update(state="finished", value=entry["max"])
-        self._progress_state()
-
-
-class NodeContext:
-    """What a node sees while it runs (implements nodes.RunContext)."""
-
-    def __init__(self, run: Run, node_id: str, state: dict[str, Any]) -> None:
-        self.run = run
-        self.node_id = node_id
-        self.state = state
-        self.dirs = run.executor.dirs
-
-    def check_interrupted(self) -> None:
-        if self.run.executor.interrupt_requested:
-            raise Interrupted("Processing interrupted")
-
-    async def progress(
-        self, value: float, total: float, preview: tuple[str, Image.Image] | None = None
-    ) -> None:
-        """ComfyUI's progress hook: may raise Interrupted, then progress_state, progress, preview."""
-        self.check_interrupted()
-        run, hub, sid = self.run, self.run.hub, self.run.client_id
-        run.update_progress(self.node_id, value, total)
-        encoded = _encode_preview(*preview) if preview else None
-        with_metadata = hub.supports(sid, "supports_preview_metadata")
-        if encoded and with_metadata:
-            metadata = {
-                "node_id": self.node_id,
-                "prompt_id": run.prompt_id,
-                "display_node_id": self.node_id,
-                "parent_node_id": None,
-                "real_node_id": self.node_id,
-            }
-            hub.send_preview(preview[0] if preview else "JPEG", encoded, sid, metadata)
-        progress = {"value": value, "max": total, "prompt_id": run.prompt_id, "node": self.node_id}
-        hub.send("progress", progress, sid)
-        if encoded and not with_metadata:
-            hub.send_preview(preview[0] if preview else "JPEG", encoded, sid, None)
-        await asyncio.sleep(0)
-
-
-def _encode_preview(fmt: str, image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format=fmt, quality=95, compress_level=1)
-    return buffer.getvalue()
 
 
 class Executor:
@@ -170,6 +50,7 @@ class Executor:
         self.ui: dict[str, dict[str, Any]] = {}
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
         self.interrupt_requested = False
+        self.free_requested = False
         self.current: Run | None = None
         self.last_node_id: str | None = None
 
@@ -178,7 +59,14 @@ class Executor:
         if prompt_id is None or (self.current is not None and self.current.prompt_id == prompt_id):
             self.interrupt_requested = True
 
-    def free(self) -> None:
+    def request_free(self) -> None:
+        """POST /free with free_memory: drop the caches once no prompt is running."""
+        self.free_requested = True
+        if self.current is None:
+            self._free()
+
+    def _free(self) -> None:
+        self.free_requested = False
         self.outputs.clear()
         self.ui.clear()
         self.objects.clear()
@@ -202,6 +90,8 @@ class Executor:
             }
             self.queue.task_done(item, result, status)
             run.send("executing", {"node": None, "prompt_id": run.prompt_id})
+            if self.free_requested:
+                self._free()
 
     def _signature(self, prompt: dict[str, Any], node_id: str, memo: dict[str, str]) -> str:
         if node_id in memo:
@@ -314,7 +204,9 @@ class Executor:
             inputs = self._inputs(run, node_id, node)
             if run.client_id is not None:
                 self.last_node_id = node_id
-            run.send("executing", {"node": node_id, "display_node": node_id, "prompt_id": run.prompt_id})
+            run.send(
+                "executing", {"node": node_id, "display_node": node_id, "prompt_id": run.prompt_id}
+            )
             ctx = NodeContext(run, node_id, self.objects.setdefault((node_id, class_type), {}))
             ctx.check_interrupted()
             if node.cost and self.speed:
@@ -324,7 +216,9 @@ class Executor:
             raise NodeFailed(node_id, {"node_id": node_id}, ex) from ex
         except Exception as ex:
             _, _, tb = sys.exc_info()
-            logger.info("node %s (%s) of prompt %s failed: %s", node_id, class_type, run.prompt_id, ex)
+            logger.info(
+                "node %s (%s) of prompt %s failed: %s", node_id, class_type, run.prompt_id, ex
+            )
             current = {k: [_format_value(v)] for k, v in (inputs or {}).items()}
             details = {
                 "node_id": node_id,
@@ -335,11 +229,21 @@ class Executor:
             }
             raise NodeFailed(node_id, details, ex) from ex
         if result.ui:
-            meta = {"node_id": node_id, "display_node": node_id, "parent_node": None, "real_node_id": node_id}
+            meta = {
+                "node_id": node_id,
+                "display_node": node_id,
+                "parent_node": None,
+                "real_node_id": node_id,
+            }
             self.ui[signature] = {"meta": meta, "output": result.ui}
             run.send(
                 "executed",
-                {"node": node_id, "display_node": node_id, "output": result.ui, "prompt_id": run.prompt_id},
+                {
+                    "node": node_id,
+                    "display_node": node_id,
+                    "output": result.ui,
+                    "prompt_id": run.prompt_id,
+                },
             )
         self.outputs[signature] = result.values
         run.finish_progress(node_id)

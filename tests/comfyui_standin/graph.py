@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .nodes import Registry
+from .node_base import Registry
 
 
 def is_link(value: Any) -> bool:

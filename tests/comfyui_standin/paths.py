@@ -101,7 +101,9 @@ def _counter_of(existing: str, filename: str) -> int | None:
         return 0
 
 
-def save_path(prefix: str, output_dir: str, width: int = 0, height: int = 0) -> tuple[str, str, int, str]:
+def save_path(
+    prefix: str, output_dir: str, width: int = 0, height: int = 0
+) -> tuple[str, str, int, str]:
     """ComfyUI's get_save_image_path: (folder, filename, next counter, subfolder).
 
     Raises when the prefix would leave the output folder, as ComfyUI does at run time.
@@ -117,7 +119,9 @@ def save_path(prefix: str, output_dir: str, width: int = 0, height: int = 0) -> 
             f"\n full_output_folder: {os.path.abspath(folder)}\n         output_dir: {output_dir}"
         )
     try:
-        counters = [c for c in (_counter_of(f, filename) for f in os.listdir(folder)) if c is not None]
+        counters = [
+            c for c in (_counter_of(f, filename) for f in os.listdir(folder)) if c is not None
+        ]
     except FileNotFoundError:
         os.makedirs(folder, exist_ok=True)
         counters = []

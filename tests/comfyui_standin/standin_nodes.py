@@ -7,7 +7,7 @@ import os
 import struct
 from typing import Any
 
-from .nodes import ImageBatch, Node, NodeOutput, RunContext
+from .node_base import ImageBatch, Node, NodeOutput, RunContext
 from .paths import save_path
 
 _MODULE = "custom_nodes.comfyui_standin"
@@ -106,9 +106,7 @@ class StandinLargeOutput(Node):
     )
 
     async def run(self, ctx: RunContext, **inputs: Any) -> NodeOutput:
-        folder, filename, counter, subfolder = save_path(
-            inputs["filename_prefix"], ctx.dirs.output
-        )
+        folder, filename, counter, subfolder = save_path(inputs["filename_prefix"], ctx.dirs.output)
         file = f"{filename}_{counter:05}_.mp4"
         await asyncio.to_thread(
             _write_pattern, os.path.join(folder, file), inputs["size_mb"] * _CHUNK

@@ -7,7 +7,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
-from .nodes import Node, Registry
+from .node_base import Node, Registry
 from .paths import Dirs
 
 Error = dict[str, Any]
@@ -258,7 +258,9 @@ def _structure_error(prompt: Any, registry: Registry) -> Error | None:
                 {},
             )
         if not isinstance(node.get("inputs", {}), dict):
-            return _error("invalid_prompt", "Node inputs must be an object.", f"Node ID '#{node_id}'", {})
+            return _error(
+                "invalid_prompt", "Node inputs must be an object.", f"Node ID '#{node_id}'", {}
+            )
         node.setdefault("inputs", {})
     return None
 
@@ -273,7 +275,8 @@ def validate_prompt(
     outputs = [
         node_id
         for node_id, node in prompt.items()
-        if registry.nodes[node["class_type"]].output_node and (partial is None or node_id in partial)
+        if registry.nodes[node["class_type"]].output_node
+        and (partial is None or node_id in partial)
     ]
     if not outputs:
         return Outcome(False, _error("prompt_no_outputs", "Prompt has no outputs", "", {}), [], {})
@@ -293,7 +296,10 @@ def validate_prompt(
                     "exception_during_validation",
                     "Exception when validating node",
                     str(ex),
-                    {"exception_type": full_type_name(type(ex)), "traceback": traceback.format_tb(tb)},
+                    {
+                        "exception_type": full_type_name(type(ex)),
+                        "traceback": traceback.format_tb(tb),
+                    },
                 )
             ]
             validator.validated[output] = (False, reasons, output)
