@@ -16,6 +16,7 @@ from comfy_multi.store import keys
 
 logger = logging.getLogger(__name__)
 
+OBJECT_INFO_RECHECK_S = 1.0
 OFFLINE_AFTER_HEARTBEATS = 3  # missed heartbeats before a worker shows offline
 
 
@@ -55,6 +56,7 @@ class WorkerRegistry:
         self.redis = redis
         self.settings = settings
         self._merged: tuple[tuple[str, ...], dict[str, Any]] | None = None
+        self._merged_at = 0.0
 
     @property
     def _offline_ms(self) -> int:
@@ -86,6 +88,7 @@ class WorkerRegistry:
             pipe.hset(keys.WORKER_DIGESTS, reg.worker_id, reg.object_info_digest)
             pipe.hexists(keys.OBJECT_INFO, reg.object_info_digest)
             *_, known = await pipe.execute()
+        self._merged_at = 0.0
         logger.info(
             "worker %s (%s) registered: %s nodes, %s models",
             reg.worker_id,
@@ -97,6 +100,7 @@ class WorkerRegistry:
 
     async def store_object_info(self, digest: str, body: bytes) -> None:
         await self.redis.hset(keys.OBJECT_INFO, digest, body)
+        self._merged_at = 0.0
 
     async def seen(self, worker_id: str) -> bool:
         """Mark the worker alive; False if it never registered."""
@@ -127,6 +131,7 @@ class WorkerRegistry:
             pipe.zrem(keys.WORKERS, worker_id)
             pipe.hdel(keys.WORKER_DIGESTS, worker_id)
             await pipe.execute()
+        self._merged_at = 0.0
 
     async def online_count(self) -> int:
         return int(await self.redis.zcount(keys.WORKERS, _now_ms() - self._offline_ms, "+inf"))
@@ -177,9 +182,15 @@ class WorkerRegistry:
 
     async def merged_object_info(self) -> dict[str, Any]:
         """Union of the node definitions every known worker published, kept while
-        a worker is away so participants can keep queueing."""
+        a worker is away so participants can keep queueing. Every submit needs
+        it, so it is re-checked at most once a second (and at once after a
+        registration through this process)."""
+        now = time.monotonic()
+        if self._merged and now - self._merged_at < OBJECT_INFO_RECHECK_S:
+            return self._merged[1]
         known = keys.text_map(await self.redis.hgetall(keys.WORKER_DIGESTS))
         digests = tuple(sorted(set(known.values())))
+        self._merged_at = now
         if self._merged and self._merged[0] == digests:
             return self._merged[1]
         merged: dict[str, Any] = {}
