@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     worker_token: str | None = None
     comfyui_url: str = "http://127.0.0.1:8188"
     worker_name: str | None = None
+    comfyui_input_dir: Path | None = None  # ComfyUI's input folder, when the worker shares it
 
     @field_validator("redis_url")
     @classmethod

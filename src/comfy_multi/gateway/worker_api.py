@@ -111,11 +111,16 @@ async def claim(
         changed = platform.bus.queue_generation()
         if not await platform.workers.seen(body.worker_id):
             raise WorkerNotFound(body.worker_id)
+        if await request.is_disconnected():
+            return Response(status_code=204)
         job = await platform.queue.claim(body.worker_id)
         if job is not None:
+            if await request.is_disconnected():  # the worker hung up meanwhile
+                await platform.queue.fail(job.job_id, job.lease_token, {}, mode="release")
+                return Response(status_code=204)
             return job
         remaining = deadline - time.monotonic()
-        if remaining <= 0 or await request.is_disconnected():
+        if remaining <= 0:
             return Response(status_code=204)
         # wake at least every few seconds: the lease sweep may have requeued a job
         with contextlib.suppress(TimeoutError):

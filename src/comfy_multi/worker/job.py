@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-import uuid
 from typing import Any
 
 from comfy_multi.errors import LeaseLost, NotFound, TooLarge, Unauthorized
@@ -29,7 +29,8 @@ from comfy_multi.worker.outcome import (
 )
 from comfy_multi.worker.outputs import OutputMover
 from comfy_multi.worker.relay import PREVIEW_INTERVAL, Relay
-from comfy_multi.worker.socket import ComfySocket, Event, Preview, SocketClosed
+from comfy_multi.worker.socket import Event, Preview
+from comfy_multi.worker.stream import EventStream
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +47,8 @@ RELAYED = frozenset(
         "execution_interrupted",
     }
 )
-POST_GRACE = 10.0  # how long an abort waits for a POST /prompt already under way
+POST_GRACE = 10.0  # how long a stop waits for a POST /prompt already under way
+SOCKET_WAIT = 10.0  # how long a job waits for ComfyUI's websocket to (re)open
 
 
 class JobRun:
@@ -57,6 +59,7 @@ class JobRun:
         job: ClaimedJob,
         channel: Channel,
         comfy: ComfyUI,
+        stream: EventStream,
         *,
         timeout: float | None,
         preview_interval: float = PREVIEW_INTERVAL,
@@ -64,8 +67,8 @@ class JobRun:
         self.job = job
         self.channel = channel
         self.comfy = comfy
+        self.stream = stream
         self.timeout = timeout
-        self.client_id = uuid.uuid4().hex
         self.prompt_id: str | None = None
         self.staged: list[StagedInput] = []
         self.comfy_down = False  # the runner waits for ComfyUI before the next claim
@@ -81,8 +84,8 @@ class JobRun:
         self.mover = OutputMover(job, channel, comfy)
         self._stop: Outcome | None = None
         self._stopped = asyncio.Event()
-        self._post: asyncio.Future[str] | None = None
-        self._sock: ComfySocket | None = None
+        self._posting = False  # a POST /prompt is under way
+        self._posted = asyncio.Event()  # ... and has ended, one way or another
         self._prompt_ended = False
 
     @property
@@ -122,10 +125,20 @@ class JobRun:
             if execute.done():
                 stopped.cancel()
             else:
+                await self._let_post_settle()
                 execute.cancel()
         if execute.done() and not execute.cancelled():
             return execute.result()
         return stopped.result()
+
+    async def _let_post_settle(self) -> None:
+        """A POST /prompt under way is let finish, so its prompt_id is known and the
+        prompt can be interrupted; cut off mid-way it could run unseen on ComfyUI."""
+        if not self._posting:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(POST_GRACE):
+                await self._posted.wait()
 
     async def _wait_stop(self) -> Outcome:
         try:
@@ -161,9 +174,6 @@ class JobRun:
         except Exception as exc:
             logger.exception("job %s: the worker failed", self.id)
             return Failed(reason("worker_error", f"the worker failed: {exc!r}"))
-        finally:
-            if self._sock is not None:
-                await self._sock.close()
 
     async def _stage_and_run(self) -> Outcome:
         try:
@@ -173,21 +183,24 @@ class JobRun:
             message = error.get("message") if isinstance(error, dict) else str(exc)
             return Failed(reason("input_rejected", f"ComfyUI refused an input file: {message}"))
         prompt = rewrite_prompt(self.job.prompt, self.staged)
-        self._sock = await ComfySocket.open(self.comfy.ws_url(self.client_id), self.client_id)
-        self._post = asyncio.ensure_future(
-            self.comfy.queue_prompt(
-                prompt, client_id=self.client_id, extra_data=dict(self.job.extra_data)
-            )
-        )
-        try:
-            self.prompt_id = await asyncio.shield(self._post)
-        except ComfyUIRejected as exc:
-            self._prompt_ended = True
-            logger.info("job %s: ComfyUI refused the prompt: %s", self.id, exc)
-            return Failed(exc.body)
-        self.timings["posted"] = time.monotonic()
-        logger.info("job %s: running as ComfyUI prompt %s", self.id, self.prompt_id)
-        return await self._follow()
+        # subscribed before the websocket check: a drop from here on reaches the inbox
+        with self.stream.subscribe(self._offer_preview) as subscription:
+            await self.stream.wait_connected(SOCKET_WAIT)
+            self._posting = True
+            try:
+                self.prompt_id = await self.comfy.queue_prompt(
+                    prompt, client_id=self.stream.client_id, extra_data=dict(self.job.extra_data)
+                )
+            except ComfyUIRejected as exc:
+                self._prompt_ended = True
+                logger.info("job %s: ComfyUI refused the prompt: %s", self.id, exc)
+                return Failed(exc.body)
+            finally:
+                self._posting = False
+                self._posted.set()
+            self.timings["posted"] = time.monotonic()
+            logger.info("job %s: running as ComfyUI prompt %s", self.id, self.prompt_id)
+            return await self._follow(subscription.inbox)
 
     async def _comfy_failure(self, exc: ComfyUIUnavailable) -> Failed:
         self.comfy_down = not await self.comfy.alive()
@@ -203,18 +216,18 @@ class JobRun:
 
     # --- following ComfyUI -----------------------------------------------------
 
-    async def _follow(self) -> Outcome:
+    async def _follow(self, inbox: asyncio.Queue[Event | None]) -> Outcome:
+        assert self.prompt_id is not None
         while True:
-            assert self._sock is not None
-            outcome = await self._pump(self._sock)
-            if outcome is not None:
-                return outcome
+            while (event := await inbox.get()) is not None:
+                outcome = await self._handle(event)
+                if outcome is not None:
+                    return outcome
+            # the websocket dropped: ComfyUI died, or only the connection did
             if not await self.comfy.alive():
                 raise ComfyUIUnavailable(self.comfy.url, "the websocket closed")
-            logger.warning("job %s: websocket to ComfyUI closed; reconnecting", self.id)
-            await self._sock.close()
-            self._sock = await ComfySocket.open(self.comfy.ws_url(self.client_id), self.client_id)
-            assert self.prompt_id is not None
+            logger.warning("job %s: websocket to ComfyUI closed; waiting for it to reopen", self.id)
+            await self.stream.wait_connected(SOCKET_WAIT)
             entry = await self.comfy.history(self.prompt_id)
             if entry is not None:
                 return await self._from_history(entry)
@@ -228,33 +241,10 @@ class JobRun:
                     requeue=True,
                 )
 
-    async def _pump(self, sock: ComfySocket) -> Outcome | None:
-        """Handle events until an outcome, or None when the socket closed."""
-        inbox: asyncio.Queue[Event | None] = asyncio.Queue()
-        async with asyncio.TaskGroup() as tg:
-            reader = tg.create_task(self._read(sock, inbox))
-            try:
-                while (event := await inbox.get()) is not None:
-                    outcome = await self._handle(event)
-                    if outcome is not None:
-                        return outcome
-                return None
-            finally:
-                reader.cancel()
-
-    async def _read(self, sock: ComfySocket, inbox: asyncio.Queue[Event | None]) -> None:
-        """Read frames as they come so previews never wait behind an output upload."""
-        while True:
-            try:
-                item = await sock.receive()
-            except SocketClosed:
-                inbox.put_nowait(None)
-                return
-            if isinstance(item, Preview):
-                if item.meta is None or item.meta.get("prompt_id") in (None, self.prompt_id):
-                    self.relay.offer_preview(item)
-            elif item is not None:
-                inbox.put_nowait(item)
+    def _offer_preview(self, preview: Preview) -> None:
+        prompt_id = preview.meta.get("prompt_id") if preview.meta is not None else None
+        if prompt_id is None or prompt_id == self.prompt_id:
+            self.relay.offer_preview(preview)
 
     async def _handle(self, event: Event) -> Outcome | None:
         kind, data = event.type, event.data
@@ -263,8 +253,9 @@ class JobRun:
         if kind == "executing" and data.get("node") is None:
             return await self._ended_without_verdict()
         if kind == "executed":
+            self.timings.setdefault("executed_seen", time.monotonic())
             data = await self._executed(data)
-            self.timings.setdefault("first_executed", time.monotonic())
+            self.timings.setdefault("executed_relayed", time.monotonic())
         self.relay.push(kind, data)
         if kind == "execution_success":
             self._prompt_ended = True
@@ -368,11 +359,6 @@ class JobRun:
 
     async def _abort(self) -> None:
         """Take the prompt off ComfyUI, if it may still be there."""
-        if self.prompt_id is None and self._post is not None:
-            try:
-                self.prompt_id = await asyncio.wait_for(self._post, POST_GRACE)
-            except (ComfyUIRejected, ComfyUIUnavailable, TimeoutError):
-                self._prompt_ended = True
         if self.prompt_id is None or self._prompt_ended or self.comfy_down:
             return
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from comfy_multi.queue.models import ClaimedJob
@@ -14,6 +15,7 @@ from comfy_multi.worker.retry import retrying
 logger = logging.getLogger(__name__)
 
 FILE_TYPES = ("output", "temp")
+LOG_SIZE = 8 * 1024 * 1024  # larger transfers are logged with their speed
 
 
 def _is_file(item: Any) -> bool:
@@ -71,6 +73,7 @@ class OutputMover:
             return self._moved[key]
 
         async def transfer() -> dict[str, Any]:
+            started = time.monotonic()
             async with self._comfy.view(filename, subfolder, kind) as response:
                 size = None
                 if not response.headers.get("content-encoding"):
@@ -85,7 +88,8 @@ class OutputMover:
                     size=size,
                 )
                 self.bytes_moved += size or 0
-                return answer
+            self._log_transfer(filename, size, time.monotonic() - started)
+            return answer
 
         answer = await retrying(
             transfer,
@@ -101,3 +105,15 @@ class OutputMover:
         logger.debug("job %s: output %r stored as %r", self._job.job_id, filename, stored)
         self._moved[key] = stored
         return stored
+
+    def _log_transfer(self, filename: str, size: int | None, seconds: float) -> None:
+        mib = (size or 0) / 2**20
+        log = logger.info if (size or 0) >= LOG_SIZE else logger.debug
+        log(
+            "job %s: output %r moved, %.1f MiB in %.2f s (%.0f MiB/s)",
+            self._job.job_id,
+            filename,
+            mib,
+            seconds,
+            mib / seconds if seconds > 0 else 0.0,
+        )

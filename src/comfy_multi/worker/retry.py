@@ -21,7 +21,7 @@ class Backoff:
     """Delays of ``first * 2**n`` capped at ``cap``, each drawn from its upper half."""
 
     first: float = 0.2
-    cap: float = 10.0
+    cap: float = 5.0
 
     def delay(self, attempt: int) -> float:
         ceiling = min(self.cap, self.first * 2.0 ** min(attempt, 30))

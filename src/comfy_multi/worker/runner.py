@@ -24,6 +24,7 @@ from comfy_multi.worker.job import JobRun
 from comfy_multi.worker.outcome import Cancelled, Dropped, Outcome, Released
 from comfy_multi.worker.relay import PREVIEW_INTERVAL
 from comfy_multi.worker.retry import Backoff, until_set
+from comfy_multi.worker.stream import EventStream
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class Worker:
             config.gateway_url, config.token, self.worker_id, backoff=config.backoff
         )
         self.janitor = Janitor(self.comfy, config.comfyui_input_dir)
+        self.stream = EventStream(self.comfy)
         self.current: JobRun | None = None
         self._on_job_done = on_job_done
         self._stopping = asyncio.Event()  # first signal: finish the job, claim no more
@@ -124,6 +126,7 @@ class Worker:
             async with asyncio.TaskGroup() as tg:
                 background = [
                     tg.create_task(self._heartbeats()),
+                    tg.create_task(self.stream.run()),
                     tg.create_task(self._watch_capabilities()),
                     tg.create_task(self.janitor.run()),
                 ]
@@ -145,8 +148,18 @@ class Worker:
             logger.info("worker %s: stopped", self.worker_id)
 
     async def _start(self) -> None:
-        await self._wait_for_comfyui()
-        await self._register(await self._read_capabilities())
+        await self._until_comfyui_known()
+
+    async def _until_comfyui_known(self) -> None:
+        """Wait for ComfyUI, then register if its capabilities are new to the gateway."""
+        while True:
+            await self._wait_for_comfyui()
+            try:
+                await self._refresh_capabilities()
+            except ComfyUIUnavailable as exc:
+                logger.info("ComfyUI went away again: %s", exc)
+                continue
+            return
 
     async def _wait_for_comfyui(self) -> None:
         attempt = 0
@@ -166,7 +179,10 @@ class Worker:
 
     async def _read_capabilities(self) -> Capabilities:
         raw = await self.comfy.object_info()
-        return await asyncio.to_thread(Capabilities.from_object_info, raw)
+        try:
+            return await asyncio.to_thread(Capabilities.from_object_info, raw)
+        except ValueError as exc:
+            raise ComfyUIUnavailable(self.comfy.url, f"/object_info is not usable: {exc}") from exc
 
     async def _register(self, caps: Capabilities) -> None:
         answer = await self.channel.register(
@@ -197,8 +213,19 @@ class Worker:
         """Register again if ComfyUI's nodes or models changed."""
         caps = await self._read_capabilities()
         if self._capabilities is None or caps.digest != self._capabilities.digest:
-            logger.info("ComfyUI's nodes or models changed; registering again")
+            if self._capabilities is not None:
+                logger.info("ComfyUI's nodes or models changed; registering again")
             await self._register(caps)
+
+    async def _reregister(self) -> None:
+        """The gateway forgot this worker (its Redis was reset): register again."""
+        logger.warning("the gateway does not know worker %s; registering again", self.worker_id)
+        self._capabilities = None
+        try:
+            await self._refresh_capabilities()
+        except ComfyUIUnavailable as exc:
+            logger.warning("cannot register while ComfyUI is away: %s", exc)
+            self._comfy_down = True
 
     async def _watch_capabilities(self) -> None:
         while True:
@@ -221,9 +248,7 @@ class Worker:
                     logger.warning("heartbeat failed, will keep trying: %s", exc)
                 unreachable = True
             except NotFound:
-                logger.warning("the gateway does not know worker %s; registering", self.worker_id)
-                self._capabilities = None
-                await self._refresh_capabilities()
+                await self._reregister()
             else:
                 if unreachable:
                     logger.info("gateway reachable again")
@@ -233,11 +258,12 @@ class Worker:
 
     def _apply(self, answer: dict[str, Any], run: JobRun | None) -> None:
         if run is not None:
-            if run.id in (answer.get("lease_lost") or []):
-                run.stop(Dropped("the gateway took the lease back"))
-            elif run.id in (answer.get("cancel") or []):
+            # a cancelled job's lease is gone too: the cancel is the reason to report
+            if run.id in (answer.get("cancel") or []):
                 logger.info("job %s: cancel requested", run.id)
                 run.stop(Cancelled())
+            elif run.id in (answer.get("lease_lost") or []):
+                run.stop(Dropped("the gateway took the lease back"))
         draining = bool(answer.get("drain"))
         if draining == self._undrained.is_set():
             logger.info("drain %s", "requested: no new jobs" if draining else "lifted")
@@ -253,7 +279,7 @@ class Worker:
             if not self._undrained.is_set():
                 await until_set(self._undrained.wait(), self._stopping)
                 continue
-            if self._comfy_down:
+            if self._comfy_down or not (self.stream.connected or await self.comfy.alive()):
                 back, _ = await until_set(self._comfy_back(), self._stopping)
                 if not back:
                     return
@@ -262,8 +288,7 @@ class Worker:
                     self.channel.claim(self.config.claim_wait), self._stopping
                 )
             except NotFound:
-                self._capabilities = None
-                await self._refresh_capabilities()
+                await self._reregister()
                 continue
             if not claimed or job is None:
                 continue
@@ -271,8 +296,7 @@ class Worker:
 
     async def _comfy_back(self) -> None:
         logger.info("waiting for ComfyUI at %s to come back before claiming", self.comfy.url)
-        await self._wait_for_comfyui()
-        await self._refresh_capabilities()
+        await self._until_comfyui_known()
         self._comfy_down = False
 
     def _timeout_for(self, job: ClaimedJob) -> float | None:
@@ -286,12 +310,12 @@ class Worker:
             job,
             self.channel,
             self.comfy,
+            self.stream,
             timeout=self._timeout_for(job),
             preview_interval=self.config.preview_interval,
         )
+        # a claim that lands just after a first signal is run like any held job
         logger.info("job %s: claimed (attempt %d, user %s)", job.job_id, job.attempt, job.user)
-        if self._stopping.is_set():
-            run.stop(Released())
         self.current = run
         outcome: Outcome | None = None
         try:
@@ -308,7 +332,7 @@ class Worker:
             logger.error("job %s: the worker failed", job.job_id, exc_info=group)
         finally:
             self.current = None
-        self._comfy_down = run.comfy_down
+        self._comfy_down = self._comfy_down or run.comfy_down
         self.janitor.add(Leftovers(run.id, run.prompt_id, run.folder, list(run.staged)))
         if self._on_job_done is not None:
             self._on_job_done(run, outcome)

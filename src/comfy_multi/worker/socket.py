@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ class ComfySocket:
     def __init__(self, connection: ClientConnection, client_id: str) -> None:
         self._connection = connection
         self.client_id = client_id
+        self._early: list[Event] = []
 
     @classmethod
     async def open(cls, url: str, client_id: str) -> ComfySocket:
@@ -83,9 +85,16 @@ class ComfySocket:
             raise ComfyUIUnavailable(url, f"websocket: {exc}") from exc
         sock = cls(connection, client_id)
         try:
+            # ComfyUI greets with `status` once the socket is registered under our id;
+            # a prompt posted before that could miss its first events
+            greeting = await asyncio.wait_for(connection.recv(), OPEN_TIMEOUT)
             await connection.send(json.dumps({"type": "feature_flags", "data": FEATURE_FLAGS}))
-        except ConnectionClosed as exc:
-            raise ComfyUIUnavailable(url, f"websocket closed at once: {exc}") from exc
+        except (ConnectionClosed, TimeoutError) as exc:
+            await connection.close()
+            raise ComfyUIUnavailable(url, f"websocket greeting: {exc!r}") from exc
+        first = sock._parse(greeting)
+        if isinstance(first, Event) and first.type != "status":
+            sock._early.append(first)
         return sock
 
     async def receive(self) -> Event | Preview | None:
@@ -93,10 +102,15 @@ class ComfySocket:
 
         Raises ``SocketClosed`` when the connection ends.
         """
+        if self._early:
+            return self._early.pop(0)
         try:
             frame = await self._connection.recv()
         except ConnectionClosed as exc:
             raise SocketClosed(str(exc)) from exc
+        return self._parse(frame)
+
+    def _parse(self, frame: str | bytes) -> Event | Preview | None:
         if isinstance(frame, bytes):
             return parse_binary(frame)
         try:
