@@ -24,6 +24,8 @@ from comfy_multi.users import UserStore
 
 logger = logging.getLogger(__name__)
 
+TASK_STOP_GRACE_S = 3.0
+
 
 @dataclass
 class Platform:
@@ -38,13 +40,11 @@ class Platform:
     files: UserFiles
     secret_key: str
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def close(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        for task in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        self.stopping.set()
+        await stop_tasks(self.tasks)
         await self.bus.stop()
         await self.redis.aclose()
         await self.raw_redis.aclose()
@@ -88,15 +88,27 @@ async def open_platform(settings: Settings, *, sweep: bool = True) -> Platform:
     return platform
 
 
+async def stop_tasks(tasks: list[asyncio.Task[None]], grace_s: float = TASK_STOP_GRACE_S) -> None:
+    """Cancel background tasks and wait for them, never forever: a cancel lost
+    inside a Redis call is caught by the loop's own `stopping` check."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        _, stuck = await asyncio.wait(tasks, timeout=grace_s)
+        for task in stuck:
+            logger.warning("background task %s did not stop", task.get_name())
+
+
 async def _sweeper(platform: Platform) -> None:
     """Requeue jobs whose lease ran out, whatever the traffic. Any replica may
     run it: the sweep is one atomic script."""
-    while True:
+    while not platform.stopping.is_set():
         try:
             await platform.queue.sweep()
         except RedisError as exc:
             logger.warning("lease sweep failed: %s", exc)
-        await asyncio.sleep(platform.settings.sweep_seconds)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(platform.stopping.wait(), platform.settings.sweep_seconds)
 
 
 def get_platform(conn: HTTPConnection) -> Platform:

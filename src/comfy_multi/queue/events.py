@@ -36,6 +36,7 @@ QUEUE_EVENTS = frozenset({"queued", "requeued", "updated", "config", "finished",
 SUBSCRIBER_BACKLOG = 2000  # a socket slower than this loses events, not the gateway
 STREAM_MAXLEN = 10_000
 RECONNECT_DELAY_S = 0.5
+STOP_GRACE_S = 3.0
 
 
 @dataclass
@@ -124,8 +125,8 @@ class EventBus:
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # bounded: a cancel can be lost inside a Redis read
+            await asyncio.wait([self._task], timeout=STOP_GRACE_S)
 
     @contextlib.asynccontextmanager
     async def subscribe(self) -> AsyncIterator[Subscription]:
