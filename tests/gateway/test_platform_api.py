@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+import pytest
 
 from ..conftest import Gateway, Person
 from .conftest import PROMPT, FakeWorker
@@ -154,3 +157,35 @@ async def test_health(gateway: Gateway, fake_worker: FakeWorker) -> None:
         body = (await anyone.get("/health")).json()
     assert body["status"] == "ok"
     assert body["workers_online"] == 1
+
+
+@pytest.mark.slow
+async def test_a_room_pressing_run_in_the_same_second(
+    gateway: Gateway, aredis: Any, fake_worker: FakeWorker
+) -> None:
+    """Twenty people submit three jobs each at once: nothing is lost, and the
+    first twenty dispatched belong to twenty different people."""
+    from comfy_multi.users import UserStore
+
+    store = UserStore(aredis)
+    names = [f"p{i:02d}" for i in range(20)]
+    for name in names:
+        await store.add(name, "pw-" + name)
+
+    async def press_run(name: str) -> list[str]:
+        async with gateway.client(auth=(name, "pw-" + name)) as c:
+            replies = await asyncio.gather(
+                *(c.post("/api/v1/jobs", json={"prompt": PROMPT}) for _ in range(3))
+            )
+        assert [r.status_code for r in replies] == [201, 201, 201]
+        return [r.json()["id"] for r in replies]
+
+    ids = [i for batch in await asyncio.gather(*(press_run(n) for n in names)) for i in batch]
+    assert len(set(ids)) == 60
+    owners = []
+    while (job := await fake_worker.claim()) is not None:
+        owners.append(job["user"])
+        assert (await fake_worker.complete(job)).status_code == 204
+    assert len(owners) == 60
+    assert sorted(owners[:20]) == names
+    assert sorted(owners[20:40]) == names
