@@ -135,7 +135,7 @@ async def test_concurrent_claims_never_share_a_job(
     client = connect(redis_url)
     try:
         await client.flushall()
-        queue = JobQueue(client, settings)
+        queue = JobQueue(client, settings.model_copy(update={"default_user_cap": 0}))
         registry = WorkerRegistry(client, settings)
         workers = [await add_worker(registry, f"w{i}") for i in range(10)]
         ids = {await submit(queue, rng.choice("abc")) for _ in range(jobs)}
