@@ -59,7 +59,6 @@ async def submit_prompt(
         front=front,
         job_id=job_id,
     )
-    return job, checked.node_errors
     return job
 
 

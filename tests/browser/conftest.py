@@ -11,6 +11,10 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, async_playwright
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+DOCS_IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+# Screenshots refresh the docs' images only when asked, so a test run leaves
+# the tracked tree as it was: COMFY_MULTI_DOC_SCREENSHOTS=1 scripts/test -m browser
+UPDATE_DOCS = os.environ.get("COMFY_MULTI_DOC_SCREENSHOTS") == "1"
 CANDIDATES = ("chromium-headless-shell", "chromium", "chromium-browser")
 CHROMIUM_FLAGS = [
     "--no-sandbox",
@@ -22,6 +26,13 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
 ]
+
+
+def keep_for_docs(artifacts: Path, name: str) -> None:
+    """Copy a screenshot from test-artifacts/ into docs/images/ when asked to."""
+    if UPDATE_DOCS:
+        DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(artifacts / name, DOCS_IMAGES / name)
 
 
 def chromium_path() -> str | None:

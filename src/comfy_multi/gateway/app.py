@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from comfy_multi import __version__
 from comfy_multi.admin.routes import router as admin_router
 from comfy_multi.comfy.routes import router as comfy_router
-from comfy_multi.gateway import errors, health, platform_api, session_api, worker_api
+from comfy_multi.gateway import errors, health, pages, platform_api, session_api, worker_api
 from comfy_multi.gateway.auth import Authenticator
 from comfy_multi.gateway.limits import BodyLimit
 from comfy_multi.gateway.platform import open_platform
@@ -60,5 +60,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(worker_api.router)
     app.include_router(health.router)
     app.include_router(admin_router)
+    app.include_router(pages.router)
     app.include_router(comfy_router)
     return app

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response
-from fastapi.responses import RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 
+from comfy_multi.errors import Unauthorized
 from comfy_multi.gateway.auth import SESSION_COOKIE, PlatformDep, get_auth
 from comfy_multi.users import User
 
@@ -56,7 +57,12 @@ async def logout() -> Response:
 @router.get("/signin/{token}", include_in_schema=False)
 async def signin_link(token: str, request: Request, platform: PlatformDep) -> Response:
     """A one-time link from the sign-in sheet: sets the cookie and opens the workspace."""
-    user = await platform.users.redeem_signin_token(token)
+    try:
+        user = await platform.users.redeem_signin_token(token)
+    except Unauthorized:
+        from comfy_multi.gateway.pages import signin_used
+
+        return HTMLResponse(signin_used(), status_code=410, headers={"Cache-Control": "no-store"})
     response = RedirectResponse(f"/u/{user.name}/", status_code=303)
     set_session(response, request, user)
     return response

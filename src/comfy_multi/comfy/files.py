@@ -1,0 +1,210 @@
+"""/view, /upload/image and /upload/mask (ComfyUI server.py) on the participant's
+own input, output and temp folders.
+
+Paths follow ComfyUI's rules (400 for `..` or a leading `/` in a name, 403
+for a subfolder that escapes) and always resolve under the caller's folder,
+so another participant's file is simply not there. Uploads are size-limited,
+type-checked by content and stored under sanitised names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import mimetypes
+import secrets
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+import orjson
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse
+from PIL import Image
+from starlette.datastructures import UploadFile
+
+from comfy_multi.comfy import media
+from comfy_multi.comfy.access import Participant
+from comfy_multi.errors import BadRequest, NotFound, RequestError, TooLarge
+from comfy_multi.files import FILE_TYPES, sanitize_name, split_annotated
+from comfy_multi.gateway.auth import PlatformDep
+from comfy_multi.gateway.platform import Platform
+
+router = APIRouter()
+
+UPLOAD_KINDS = (media.IMAGE, media.VIDEO, media.AUDIO)
+# served files come from participants: never let a browser run them as a page
+SAFE_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
+
+
+def _locate(platform: Platform, user: str, filename: str, kind: str | None, subfolder: str) -> Path:
+    name, annotated = split_annotated(filename)
+    if not name or name.startswith("/") or ".." in name:
+        raise BadRequest(f"bad file name {filename!r}")
+    kind = annotated or kind or "output"
+    if kind not in FILE_TYPES:
+        raise BadRequest(f"unknown file type {kind!r}; use input, output or temp")
+    # ComfyUI keeps only the name's last part; the folder comes from subfolder
+    return platform.files.resolve(user, kind, subfolder, Path(name).name)
+
+
+def _reencode(path: Path, preview: str | None, channel: str | None) -> tuple[bytes, str]:
+    with Image.open(path) as img:
+        if preview:
+            fmt, _, quality = preview.partition(";")
+            fmt = fmt if fmt in ("webp", "jpeg") else "webp"
+            out = io.BytesIO()
+            img.convert("RGB").save(
+                out, format=fmt, quality=int(quality) if quality.isdigit() else 90
+            )
+            return out.getvalue(), f"image/{fmt}"
+        rgba = img.convert("RGBA")
+        out = io.BytesIO()
+        if channel == "rgb":
+            rgba.convert("RGB").save(out, format="PNG")
+        else:
+            alpha = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+            alpha.putalpha(rgba.getchannel("A"))
+            alpha.save(out, format="PNG")
+        return out.getvalue(), "image/png"
+
+
+@router.get("/view")
+async def view(request: Request, user: Participant, platform: PlatformDep) -> Response:
+    q = request.query_params
+    path = _locate(
+        platform, user.name, q.get("filename", ""), q.get("type"), q.get("subfolder", "")
+    )
+    if not path.is_file():
+        raise NotFound(f"no file {path.name!r} in your {q.get('type') or 'output'} folder")
+    preview, channel = q.get("preview"), q.get("channel")
+    if preview or channel in ("rgb", "a"):
+        try:
+            body, content_type = await anyio.to_thread.run_sync(_reencode, path, preview, channel)
+        except (OSError, ValueError, Image.DecompressionBombError):
+            raise BadRequest("that file is not an image that can be previewed") from None
+        return Response(body, media_type=content_type, headers=SAFE_HEADERS)
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    if media.is_svg_or_script(content_type):
+        content_type = "application/octet-stream"
+    headers = {**SAFE_HEADERS, "Content-Disposition": f'filename="{path.name}"'}
+    return FileResponse(path, media_type=content_type, headers=headers)
+
+
+def _same_content(a: Path, b: Path) -> bool:
+    if a.stat().st_size != b.stat().st_size:
+        return False
+    return hashlib.sha256(a.read_bytes()).digest() == hashlib.sha256(b.read_bytes()).digest()
+
+
+def _store(staged: Path, target: Path, overwrite: bool) -> Path:
+    """Move an upload into place: replace, reuse an identical file, or take
+    ComfyUI's next free `name (n).ext`."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not overwrite and target.exists():
+        if _same_content(staged, target):
+            staged.unlink()
+            return target
+        n = 1
+        while True:
+            candidate = target.with_name(f"{target.stem} ({n}){target.suffix}")
+            if not candidate.exists():
+                target = candidate
+                break
+            n += 1
+    staged.replace(target)
+    return target
+
+
+async def _stage(upload: UploadFile, folder: Path, max_bytes: int) -> Path:
+    """Copy the uploaded part to a hidden file in `folder`, refusing past the limit."""
+    await anyio.Path(folder).mkdir(parents=True, exist_ok=True)
+    staged = folder / f".upload-{secrets.token_hex(8)}.part"
+    size = 0
+    try:
+        async with await anyio.open_file(staged, "wb") as out:
+            while chunk := await upload.read(1024 * 1024):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise TooLarge(f"the file is larger than the {max_bytes:,} bytes allowed")
+                await out.write(chunk)
+    except BaseException:
+        staged.unlink(missing_ok=True)
+        raise
+    return staged
+
+
+async def _upload(
+    request: Request, user: str, platform: Platform, mask: bool = False
+) -> dict[str, Any]:
+    form = await request.form()
+    try:
+        upload = form.get("image")
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            raise BadRequest("no file: send it as the multipart field 'image' with a filename")
+        kind = str(form.get("type") or "input")
+        subfolder = str(form.get("subfolder") or "")
+        overwrite = str(form.get("overwrite") or "").lower() in ("true", "1")
+        name = sanitize_name(upload.filename)
+        try:
+            target = platform.files.resolve(user, kind, subfolder, name)
+        except RequestError:
+            raise BadRequest(f"cannot store {upload.filename!r} in {subfolder!r}") from None
+        staged = await _stage(upload, target.parent, platform.settings.max_upload_bytes)
+        try:
+            found = await anyio.to_thread.run_sync(media.kind_of_file, staged)
+            if found not in UPLOAD_KINDS or (mask and found != media.IMAGE):
+                raise BadRequest(
+                    f"{upload.filename!r} is not an image, video or audio file ComfyUI can load"
+                )
+            if mask:
+                original = _mask_original(platform, user, form.get("original_ref"))
+                await anyio.to_thread.run_sync(_apply_mask, original, staged)
+            stored = await anyio.to_thread.run_sync(_store, staged, target, overwrite)
+        finally:
+            staged.unlink(missing_ok=True)
+    finally:
+        await form.close()
+    return {"name": stored.name, "subfolder": subfolder, "type": kind}
+
+
+def _mask_original(platform: Platform, user: str, ref: Any) -> Path:
+    try:
+        data = orjson.loads(str(ref))
+    except orjson.JSONDecodeError:
+        raise BadRequest("original_ref must be JSON {filename, subfolder, type}") from None
+    if not isinstance(data, dict) or not data.get("filename"):
+        raise BadRequest("original_ref must name the original image's filename")
+    path = _locate(
+        platform,
+        user,
+        str(data["filename"]),
+        str(data.get("type") or "output"),
+        str(data.get("subfolder") or ""),
+    )
+    if not path.is_file():
+        raise NotFound("the image the mask belongs to is not in your folders")
+    return path
+
+
+def _apply_mask(original: Path, staged: Path) -> None:
+    """ComfyUI's mask upload: the original image with the mask's alpha, as PNG."""
+    with Image.open(original) as img, Image.open(staged) as mask_img:
+        base = img.convert("RGBA")
+        alpha = mask_img.convert("RGBA").getchannel("A")
+        if alpha.size != base.size:
+            alpha = alpha.resize(base.size)
+        base.putalpha(alpha)
+        base.save(staged, format="PNG", compress_level=4)
+
+
+@router.post("/upload/image")
+async def upload_image(
+    request: Request, user: Participant, platform: PlatformDep
+) -> dict[str, Any]:
+    return await _upload(request, user.name, platform)
+
+
+@router.post("/upload/mask")
+async def upload_mask(request: Request, user: Participant, platform: PlatformDep) -> dict[str, Any]:
+    return await _upload(request, user.name, platform, mask=True)

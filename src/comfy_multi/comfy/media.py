@@ -1,0 +1,82 @@
+"""What kind of media a file is: by name for listings, by content for uploads.
+
+Uploads are checked at the door (ComfyUI itself accepts any bytes and fails
+later on the GPU): images must open in Pillow, videos and audio must start
+with the magic bytes of a container ComfyUI's loaders read.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+IMAGE, VIDEO, AUDIO = "image", "video", "audio"
+
+_EXTRA_TYPES = {
+    ".webp": "image/webp",
+    ".mkv": "video/x-matroska",
+    ".webm": "video/webm",
+    ".flac": "audio/flac",
+    ".m4a": "audio/mp4",
+    ".opus": "audio/ogg",
+}
+
+
+def kind_of_name(name: str) -> str | None:
+    """image, video or audio by file extension (ComfyUI's content-type filter)."""
+    mime = _EXTRA_TYPES.get(Path(name).suffix.lower()) or mimetypes.guess_type(name)[0]
+    if not mime:
+        return None
+    major = mime.split("/", 1)[0]
+    return major if major in (IMAGE, VIDEO, AUDIO) else None
+
+
+def _is_image(path: Path) -> bool:
+    try:
+        with Image.open(path) as img:
+            img.verify()
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return False
+    return True
+
+
+def _sniff(head: bytes) -> str | None:
+    """video or audio from a file's first bytes."""
+    box = head[4:12]
+    if box[:4] == b"ftyp":
+        brand = box[4:8]
+        return AUDIO if brand in (b"M4A ", b"M4B ", b"M4P ") else VIDEO
+    if head.startswith(b"\x1a\x45\xdf\xa3"):  # Matroska / WebM
+        return VIDEO
+    if head.startswith(b"RIFF"):
+        return {b"AVI ": VIDEO, b"WAVE": AUDIO}.get(head[8:12])
+    if head.startswith((b"fLaC", b"OggS", b"ID3")) or head[:2] in (b"\xff\xfb", b"\xff\xf3"):
+        return AUDIO
+    if head[:2] in (b"\xff\xf2", b"\xff\xf1", b"\xff\xf9"):  # MPEG audio / ADTS AAC
+        return AUDIO
+    return None
+
+
+def kind_of_file(path: Path) -> str | None:
+    """image, video or audio by content; None for anything else."""
+    with path.open("rb") as f:
+        head = f.read(64)
+    sniffed = _sniff(head)
+    if sniffed is not None:
+        return sniffed
+    return IMAGE if _is_image(path) else None
+
+
+def is_svg_or_script(content_type: str) -> bool:
+    """Types a browser would run if served inline from our origin."""
+    return content_type in {
+        "text/html",
+        "text/html-sandboxed",
+        "application/xhtml+xml",
+        "text/javascript",
+        "application/javascript",
+        "text/css",
+        "image/svg+xml",
+    }

@@ -1,0 +1,142 @@
+"""Each participant's place in the shared queue and an estimated wait.
+
+Sent as the platform's own websocket message `comfy_multi.queue` to pages
+whose extension asked for it (`{"type": "comfy_multi.hello"}`), so a page
+without the extension never sees a message type it does not know:
+
+    {"position": 3,          # 1 = next to run; of the participant's first waiting job
+     "eta_seconds": 40.0,    # estimated wait for that job
+     "jobs": [{"id", "position", "eta_seconds"}],
+     "pending": 2, "running": 1,        # the participant's own jobs
+     "queue_length": 17,                # everyone's waiting jobs
+     "workers_online": 2, "workers_known": true, "paused": false}
+
+One snapshot of the dispatch order per process serves every page; bursts of
+queue changes are coalesced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from redis.exceptions import RedisError
+
+from comfy_multi.gateway.platform import Platform
+from comfy_multi.store import keys
+
+if TYPE_CHECKING:
+    from comfy_multi.comfy.hub import Connection, Hub
+
+logger = logging.getLogger(__name__)
+
+COALESCE_S = 2.0  # at most this often per process: every change moves everyone's place
+OWNER_SLICE = 64
+REFRESH_S = 10.0  # also without events: workers come and go silently
+MESSAGE = "comfy_multi.queue"
+
+
+async def _owners(platform: Platform, job_ids: list[str]) -> list[str | None]:
+    """The user of each job, read in slices so that a long queue never holds
+    the event loop (and the events it relays) for long."""
+    owners: list[str | None] = []
+    for start in range(0, len(job_ids), OWNER_SLICE):
+        async with platform.redis.pipeline(transaction=False) as pipe:
+            for job_id in job_ids[start : start + OWNER_SLICE]:
+                pipe.hget(keys.job(job_id), "user")
+            owners.extend(await pipe.execute())
+        await asyncio.sleep(0)
+    return owners
+
+
+async def snapshot(platform: Platform, wanted: set[str]) -> dict[str, dict[str, Any]]:
+    """The place message of each wanted user."""
+    workers = await platform.workers.online_count()
+    # always fresh: the tracker runs right after a change, which a cached order would miss
+    places = await platform.views.places(None, workers=workers)
+    order = list(places)  # dispatch order
+    owners = await _owners(platform, order)
+    running = Counter(await _owners(platform, await platform.views.running_ids()))
+    known = await platform.workers.any_registered()
+    paused = (await platform.queue.config()).paused
+    mine: dict[str, list[dict[str, Any]]] = {u: [] for u in wanted}
+    for job_id, owner in zip(order, owners, strict=True):
+        if owner in mine:
+            place = places[job_id]
+            mine[owner].append(
+                {"id": job_id, "position": place.position + 1, "eta_seconds": place.eta_seconds}
+            )
+    return {
+        user: {
+            "position": jobs[0]["position"] if jobs else None,
+            "eta_seconds": jobs[0]["eta_seconds"] if jobs else None,
+            "jobs": jobs,
+            "pending": len(jobs),
+            "running": running[user],
+            "queue_length": len(order),
+            "workers_online": workers,
+            "workers_known": known,
+            "paused": paused,
+        }
+        for user, jobs in mine.items()
+    }
+
+
+class PlaceTracker:
+    def __init__(self, platform: Platform, hub: Hub) -> None:
+        self.platform = platform
+        self.hub = hub
+        self._dirty = asyncio.Event()
+        self._last: dict[str, str] = {}
+
+    def poke(self) -> None:
+        self._dirty.set()
+
+    def _listeners(self) -> dict[str, list[Connection]]:
+        out: dict[str, list[Connection]] = {}
+        for user, conns in self.hub.users.items():
+            wanting = [c for c in conns.values() if c.extras]
+            if wanting:
+                out[user] = wanting
+        return out
+
+    async def run(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):  # refresh anyway
+                await asyncio.wait_for(self._dirty.wait(), REFRESH_S)
+            self._dirty.clear()
+            try:
+                await self._publish()
+            except RedisError as exc:
+                logger.warning("could not work out places in the queue: %s", exc)
+            await asyncio.sleep(COALESCE_S)
+
+    async def _publish(self) -> None:
+        listeners = self._listeners()
+        for user in list(self._last):
+            if user not in listeners:
+                del self._last[user]
+        if not listeners:
+            return
+        for user, data in (await snapshot(self.platform, set(listeners))).items():
+            text = orjson.dumps({"type": MESSAGE, "data": data}).decode()
+            if self._last.get(user) != text:
+                self._last[user] = text
+                for conn in listeners[user]:
+                    conn.send(text)
+
+    async def greet(self, conn: Connection) -> None:
+        """A page that just asked gets its place and the standing broadcast at once."""
+        data = (await snapshot(self.platform, {conn.user}))[conn.user]
+        conn.send(orjson.dumps({"type": MESSAGE, "data": data}).decode())
+        standing = await self.platform.redis.hget(keys.CONFIG, "broadcast")
+        if standing:
+            conn.send(
+                orjson.dumps(
+                    {"type": "comfy_multi.broadcast", "data": {"message": standing}}
+                ).decode()
+            )
