@@ -1,0 +1,199 @@
+"""What the dashboard shows, read from Redis: job rows, workers, the room, the config.
+
+Job rows carry only the summary fields the dashboard needs; a job's prompt can
+be large and is never read here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from starlette.requests import HTTPConnection
+
+from comfy_multi.comfy.state import comfy_state
+from comfy_multi.gateway.platform import Platform
+from comfy_multi.store import keys
+
+RECENT_FINISHED = 50  # finished jobs the dashboard lists
+ACTIVE_WINDOW_S = 600  # a user counts as "active now" after a job event this recent
+ERROR_CHARS = 300
+
+ROW_FIELDS = (
+    "id",
+    "user",
+    "state",
+    "cls",
+    "worker",
+    "attempts",
+    "queued_ms",
+    "started_ms",
+    "finished_ms",
+    "error",
+    "progress",
+)
+
+JobRow = dict[str, Any]
+PageCounts = Callable[[], dict[str, int]]
+
+
+def open_pages(conn: HTTPConnection) -> PageCounts:
+    """Participants' open ComfyUI pages (websockets) per user, as this gateway
+    process's fan-out hub holds them; other replicas' pages are not seen."""
+
+    def count() -> dict[str, int]:
+        hub = comfy_state(conn).hub
+        if hub is None:  # no participant page has connected to this process yet
+            return {}
+        return {user: len(conns) for user, conns in hub.users.items() if conns}
+
+    return count
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _int(value: Any) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _json(value: Any) -> Any:
+    if not isinstance(value, str) or not value:
+        return value or None
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return value
+
+
+def error_text(error: Any) -> str | None:
+    """One line for a person: ComfyUI's exception message, or our own reason."""
+    error = _json(error)
+    if not error:
+        return None
+    if isinstance(error, dict):
+        nested = error.get("error")
+        inner: dict[str, Any] = nested if isinstance(nested, dict) else error
+        for field in ("exception_message", "message", "type"):
+            if inner.get(field):
+                node = inner.get("node_type")
+                text = f"{node}: {inner[field]}" if node else str(inner[field])
+                return text.strip()[:ERROR_CHARS]
+    return str(error)[:ERROR_CHARS]
+
+
+def job_row(raw: Mapping[str, Any]) -> JobRow | None:
+    """A dashboard row from a job hash or an event's job summary."""
+    if not raw.get("id") or not raw.get("state"):
+        return None
+    progress = _json(raw.get("progress"))
+    row: JobRow = {
+        "id": str(raw["id"]),
+        "user": str(raw.get("user", "")),
+        "state": str(raw["state"]),
+        "cls": _int(raw.get("cls")),
+        "worker": raw.get("worker") or None,
+        "attempts": _int(raw.get("attempts")) or 0,
+        "queued_ms": _int(raw.get("queued_ms")),
+        "started_ms": _int(raw.get("started_ms")),
+        "finished_ms": _int(raw.get("finished_ms")),
+        "error": error_text(raw.get("error")),
+    }
+    if isinstance(progress, dict) and raw["state"] == "running":
+        row["progress"] = progress_of(progress)
+    return row
+
+
+def progress_of(data: Mapping[str, Any]) -> dict[str, Any]:
+    """ComfyUI's `progress` message data, reduced to what a bar needs."""
+    return {"value": _int(data.get("value")) or 0, "max": _int(data.get("max")) or 0}
+
+
+async def job_rows(redis: Redis, job_ids: list[str]) -> dict[str, JobRow]:
+    if not job_ids:
+        return {}
+    async with redis.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.hmget(keys.job(job_id), list(ROW_FIELDS))
+        results = await pipe.execute()
+    rows: dict[str, JobRow] = {}
+    for values in results:
+        row = job_row(dict(zip(ROW_FIELDS, values, strict=True)))
+        if row:
+            rows[row["id"]] = row
+    return rows
+
+
+async def finished_ids(redis: Redis) -> list[str]:
+    return [str(x) for x in await redis.zrevrange(keys.FINISHED, 0, RECENT_FINISHED - 1)]
+
+
+async def config(platform: Platform) -> dict[str, Any]:
+    cfg = await platform.queue.config()
+    broadcast = await platform.redis.hget(keys.CONFIG, "broadcast")
+    return {**cfg.model_dump(mode="json"), "broadcast": broadcast or ""}
+
+
+async def workers(platform: Platform) -> list[dict[str, Any]]:
+    """By id, so rows keep their place as heartbeats come and go."""
+    found = sorted(await platform.workers.list(), key=lambda w: w.worker_id)
+    return [w.model_dump(mode="json") for w in found]
+
+
+async def room(platform: Platform, pages: PageCounts) -> dict[str, Any]:
+    """Every user with their job counts, cap, open pages and last job activity.
+
+    Open pages are this process's only; with several gateway replicas a person
+    may be online elsewhere, which job activity within ACTIVE_WINDOW_S shows.
+    """
+    users = await platform.users.list()
+    open_now = pages()
+    caps = await platform.queue.user_caps()
+    redis = platform.redis
+    async with redis.pipeline(transaction=False) as pipe:
+        for u in users:
+            pipe.zcard(keys.user_pending(u.name))
+            pipe.zrevrange(keys.user_pending(u.name), 0, 0)
+            pipe.zrevrange(keys.user_running(u.name), 0, 0, withscores=True)
+            pipe.zcard(keys.user_running(u.name))
+            pipe.zrevrange(keys.user_history(u.name), 0, 0, withscores=True)
+            pipe.zcard(keys.user_history(u.name))
+        flat = await pipe.execute()
+    per_user = [flat[i : i + 6] for i in range(0, len(flat), 6)]
+    async with redis.pipeline(transaction=False) as pipe:
+        for row in per_user:
+            # echo keeps one answer per user when they have nothing pending
+            if row[1]:
+                pipe.hget(keys.job(row[1][0]), "queued_ms")
+            else:
+                pipe.echo("")
+        queued = await pipe.execute()
+    out = []
+    for u, row, newest_queued in zip(users, per_user, queued, strict=True):
+        pending, _, running_top, running, history_top, finished = row
+        times = [_int(newest_queued)]
+        times += [int(score) for _, score in running_top]
+        times += [int(score) for _, score in history_top]
+        last = max((t for t in times if t), default=None)
+        out.append(
+            {
+                "name": u.name,
+                "admin": u.admin,
+                "cap": caps.get(u.name),
+                "pending": int(pending),
+                "running": int(running),
+                "finished": int(finished),
+                "pages": open_now.get(u.name, 0),
+                "last_active_ms": last,
+            }
+        )
+    return {"users": out, "active_window_s": ACTIVE_WINDOW_S}

@@ -1,0 +1,191 @@
+// The instructor's dashboard: state arrives over /admin/ws (a snapshot, then
+// coalesced updates, see admin/live.py) and every action goes through
+// /api/v1, the same routes scripts use.
+import { $, el } from "./dom.js";
+import { schedule, setFilter, tick } from "./render.js";
+import { S, applySnapshot, applyUpdate, short, stats } from "./state.js";
+
+const RECONNECT_MS = [500, 1000, 2000, 5000];
+
+function toast(text, bad) {
+  const t = $("#toast");
+  t.textContent = text;
+  t.className = bad ? "toast bad" : "toast";
+  t.hidden = false;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => (t.hidden = true), bad ? 6000 : 2500);
+}
+
+async function api(method, path, body) {
+  const init = { method, credentials: "same-origin", headers: {} };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const res = await fetch(`/api/v1${path}`, init);
+  if (!res.ok) {
+    let message = `${res.status} ${res.statusText}`;
+    try {
+      message = (await res.json()).message || message;
+    } catch (_) {
+      /* not JSON: keep the status line */
+    }
+    if (res.status === 401) location.href = `/login?next=${encodeURIComponent("/admin")}`;
+    throw new Error(message);
+  }
+  return res.status === 204 ? null : res.json();
+}
+
+async function act(button, work, done) {
+  if (button) button.disabled = true;
+  try {
+    const result = await work();
+    if (done) toast(typeof done === "function" ? done(result) : done);
+    return result;
+  } catch (err) {
+    toast(err.message, true);
+    return undefined;
+  } finally {
+    if (button) button.disabled = false;
+  }
+}
+
+let socket = null;
+let attempt = 0;
+
+function connect() {
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  socket = new WebSocket(`${proto}//${location.host}/admin/ws`);
+  socket.onopen = () => {
+    attempt = 0;
+  };
+  socket.onmessage = (ev) => {
+    stats.messages += 1;
+    const msg = JSON.parse(ev.data);
+    stats.lastMessage = msg.t;
+    if (msg.t === "snapshot") applySnapshot(msg);
+    else if (msg.t === "update") applyUpdate(msg);
+    S.skew = msg.now - Date.now();
+    S.connected = true;
+    schedule();
+  };
+  socket.onclose = () => {
+    S.connected = false;
+    schedule();
+    const wait = RECONNECT_MS[Math.min(attempt, RECONNECT_MS.length - 1)];
+    attempt += 1;
+    setTimeout(connect, wait);
+  };
+}
+
+function refresh(...sections) {
+  if (socket && socket.readyState === WebSocket.OPEN) {
+    socket.send(JSON.stringify({ t: "refresh", sections }));
+  }
+}
+
+function jobAction(action, id, target) {
+  if (action === "cancel") {
+    return act(target, () => api("POST", `/jobs/${id}/cancel`), `cancelled ${short(id)}`);
+  }
+  if (action === "front") {
+    target.closest(".vrow")?.classList.add("moved");
+    return act(target, () => api("POST", `/jobs/${id}/front`), `${short(id)} is next in its class`);
+  }
+  return null;
+}
+
+function userAction(action, name, target) {
+  if (action === "cancel-user") {
+    if (!confirm(`Cancel every waiting job of ${name}?`)) return;
+    act(target, () => api("POST", `/users/${name}/cancel-pending`), (r) => `cancelled ${r.cancelled} job(s) of ${name}`);
+  } else if (action === "password") {
+    if (!confirm(`Give ${name} a new password? Their open sessions end.`)) return;
+    act(target, () => api("POST", `/users/${name}/password`, {})).then((r) => r && showSecret(name, r.password));
+  } else if (action === "remove") {
+    if (!confirm(`Remove ${name}? Their files stay on disk.`)) return;
+    act(target, () => api("DELETE", `/users/${name}`), `removed ${name}`).then(() => refresh("room"));
+  }
+}
+
+function showSecret(name, password) {
+  const box = $("#secret");
+  box.replaceChildren(`Password of ${name}: `, el("b", "", password), " (shown once; write it down)");
+  box.hidden = false;
+}
+
+document.addEventListener("click", (ev) => {
+  const target = ev.target.closest("button[data-action]");
+  if (!target) return;
+  const { action, id } = target.dataset;
+  if (action === "drain") {
+    const drain = target.dataset.drain === "1";
+    act(target, () => api("POST", `/workers/${encodeURIComponent(id)}/drain`, { drain }), drain ? `${id} drains` : `${id} takes jobs again`);
+    return;
+  }
+  if (jobAction(action, id, target) === null) userAction(action, id, target);
+});
+
+document.addEventListener("change", (ev) => {
+  const t = ev.target;
+  if (t.dataset.action === "class") {
+    const cls = Number(t.value);
+    act(null, () => api("POST", `/jobs/${t.dataset.id}/class`, { priority_class: cls }), `${short(t.dataset.id)} now in class ${cls}`);
+  } else if (t.dataset.action === "cap") {
+    const cap = t.value === "" ? null : Number(t.value);
+    act(null, () => api("PUT", `/users/${t.dataset.id}/cap`, { cap }), `cap of ${t.dataset.id}: ${cap ?? "room default"}`).then(() => refresh("room"));
+    t.blur();
+  } else if (t.id === "pending-filter") {
+    setFilter(t.value);
+  }
+});
+
+function wireControls() {
+  $("#pause-toggle").addEventListener("click", (ev) => {
+    const path = S.config.paused ? "/queue/resume" : "/queue/pause";
+    act(ev.currentTarget, () => api("POST", path), S.config.paused ? "dispatch resumed" : "dispatch paused: running jobs finish, no new job starts");
+  });
+  for (const b of document.querySelectorAll(".seg-btn")) {
+    b.addEventListener("click", () => {
+      if (b.dataset.mode === S.config.mode) return;
+      act(b, () => api("PUT", "/queue/mode", { mode: b.dataset.mode }), `queue mode: ${b.dataset.mode}`);
+    });
+  }
+  $("#add-user").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const f = ev.currentTarget;
+    const name = f.name.value.trim().toLowerCase();
+    const body = { name, admin: f.admin.checked, password: f.password.value || null };
+    act(f.querySelector("button"), () => api("POST", "/users", body)).then((r) => {
+      if (!r) return;
+      showSecret(r.name, r.password);
+      f.reset();
+      refresh("room");
+    });
+  });
+  $("#default-cap").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const input = ev.currentTarget.cap;
+    if (input.value === "") return;
+    const cap = Number(input.value);
+    act(ev.submitter, () => api("PUT", "/queue/cap", { cap }), `room cap: ${cap || "no limit"}`).then(() => {
+      input.value = "";
+      refresh("room");
+    });
+  });
+  $("#broadcast").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const message = ev.currentTarget.message.value.trim();
+    act(ev.submitter, () => api("POST", "/broadcast", { message }), message ? "message sent" : "message cleared");
+  });
+  $("#broadcast-clear").addEventListener("click", (ev) => {
+    $("#broadcast-text").value = "";
+    act(ev.currentTarget, () => api("POST", "/broadcast", { message: "" }), "message cleared");
+  });
+  $("#pending").addEventListener("scroll", schedule, { passive: true });
+  window.addEventListener("resize", schedule);
+}
+
+wireControls();
+connect();
+setInterval(tick, 1000);
