@@ -145,3 +145,26 @@ async def test_cancel_pending_and_running(queue: JobQueue, registry: WorkerRegis
     assert await queue.claim(w) is None
     with pytest.raises(Conflict):
         await queue.complete(job.job_id, job.lease_token, {}, {})
+
+
+@pytest.mark.parametrize("mode", [QueueMode.FAIR, QueueMode.FIFO])
+async def test_each_users_places_match_the_full_dispatch_order(
+    queue: JobQueue, views: QueueViews, registry: WorkerRegistry, mode: QueueMode
+) -> None:
+    """The cheap per-user places agree with the simulated order, across
+    classes, served users and front moves."""
+    w = await add_worker(registry, "w1")
+    await queue.update_config(mode=mode, cap=0)
+    users = ("a", "b", "c", "d")
+    ids = [await submit(queue, u) for u in ("a", "a", "a", "b", "c", "c", "a", "d", "b", "a")]
+    await submit(queue, "c", cls=2)
+    await submit(queue, "d", cls=7)
+    assert await queue.claim(w) is not None  # someone is served already
+    await queue.reprioritize(ids[8], front=True)
+    order = await views.dispatch_order()
+    everyone = await views.places_of(list(users))
+    for user in users:
+        mine = everyone.get(user, [])
+        assert [p.position for _, p in mine] == [order.index(job_id) for job_id, _ in mine]
+        assert {j for j, _ in mine} == set((await views.user_job_ids(user))[0])
+        assert dict(mine) == await views.places(user)

@@ -11,8 +11,8 @@ without the extension never sees a message type it does not know:
      "queue_length": 17,                # everyone's waiting jobs
      "workers_online": 2, "workers_known": true, "paused": false}
 
-One snapshot of the dispatch order per process serves every page; bursts of
-queue changes are coalesced.
+One script call gives every listening participant's places at once; bursts
+of queue changes are coalesced.
 """
 
 from __future__ import annotations
@@ -56,20 +56,18 @@ async def _owners(platform: Platform, job_ids: list[str]) -> list[str | None]:
 async def snapshot(platform: Platform, wanted: set[str]) -> dict[str, dict[str, Any]]:
     """The place message of each wanted user."""
     workers = await platform.workers.online_count()
-    # always fresh: the tracker runs right after a change, which a cached order would miss
-    places = await platform.views.places(None, workers=workers)
-    order = list(places)  # dispatch order
-    owners = await _owners(platform, order)
+    places = await platform.views.places_of(sorted(wanted), workers=workers)
+    depth = await platform.views.depth()
     running = Counter(await _owners(platform, await platform.views.running_ids()))
     known = await platform.workers.any_registered()
     paused = (await platform.queue.config()).paused
-    mine: dict[str, list[dict[str, Any]]] = {u: [] for u in wanted}
-    for job_id, owner in zip(order, owners, strict=True):
-        if owner in mine:
-            place = places[job_id]
-            mine[owner].append(
-                {"id": job_id, "position": place.position + 1, "eta_seconds": place.eta_seconds}
-            )
+    mine: dict[str, list[dict[str, Any]]] = {
+        u: [
+            {"id": job_id, "position": place.position + 1, "eta_seconds": place.eta_seconds}
+            for job_id, place in places.get(u, [])
+        ]
+        for u in wanted
+    }
     return {
         user: {
             "position": jobs[0]["position"] if jobs else None,
@@ -77,7 +75,7 @@ async def snapshot(platform: Platform, wanted: set[str]) -> dict[str, dict[str, 
             "jobs": jobs,
             "pending": len(jobs),
             "running": running[user],
-            "queue_length": len(order),
+            "queue_length": sum(depth.values()),
             "workers_online": workers,
             "workers_known": known,
             "paused": paused,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -104,17 +105,33 @@ class QueueViews:
         self, user: str | None = None, *, workers: int = 1, max_age: float = 0.0
     ) -> dict[str, Place]:
         """Each pending job's place in the dispatch order and an estimated wait
-        with `workers` GPUs online. `max_age` allows a recent cached order: the
-        order of thousands of jobs is worth computing once for many readers."""
+        with `workers` GPUs online: one user's jobs (one script call, cheap at
+        any queue length), or with no user everyone's, from the simulated
+        order (`max_age` allows a recent cached one)."""
+        if user is not None:
+            return dict((await self.places_of([user], workers=workers)).get(user, []))
         order = await self._order(max_age)
-        avg_ms = await self.average_run_ms()
-        workers = max(1, workers)
-        places: dict[str, Place] = {}
-        for position, (job_id, owner) in enumerate(order):
-            if user is None or owner == user:
-                rounds = position // workers + 1
-                places[job_id] = Place(position, round(rounds * avg_ms / 1000, 1))
-        return places
+        eta = await self._eta(workers)
+        return {
+            job_id: Place(position, eta(position)) for position, (job_id, _) in enumerate(order)
+        }
+
+    async def places_of(
+        self, users: list[str], *, workers: int = 1
+    ) -> dict[str, list[tuple[str, Place]]]:
+        """Each listed user's pending jobs with their places, soonest first."""
+        eta = await self._eta(workers)
+        out: dict[str, list[tuple[str, Place]]] = {}
+        for user, job_id, position in await self.queue.scripts.places(users):
+            out.setdefault(user, []).append((job_id, Place(position, eta(position))))
+        for jobs in out.values():
+            jobs.sort(key=lambda item: item[1].position)
+        return out
+
+    async def _eta(self, workers: int) -> Callable[[int], float]:
+        avg_s = await self.average_run_ms() / 1000
+        per_round = max(1, workers)
+        return lambda position: round((position // per_round + 1) * avg_s, 1)
 
     async def average_run_ms(self) -> float:
         value = await self.redis.hget(keys.STATS, "run_ms_avg")

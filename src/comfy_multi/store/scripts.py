@@ -42,6 +42,7 @@ class Scripts:
         self._cancel = load("cancel")
         self._reprioritize = load("reprioritize")
         self._sweep = load("sweep")
+        self._places = load("places")
 
     async def _run(self, script: AsyncScript, *args: Any) -> Any:
         return await script(keys=[keys.PREFIX], args=list(args))
@@ -101,3 +102,12 @@ class Scripts:
 
     async def sweep(self, max_attempts: int, history_max: int, ttl_ms: int, batch: int) -> int:
         return int(await self._run(self._sweep, max_attempts, history_max, ttl_ms, batch))
+
+    async def places(self, users: list[str]) -> list[tuple[str, str, int]]:
+        """(user, job id, place) of each listed user's pending jobs."""
+        if not users:
+            return []
+        flat = await self._run(self._places, *users)
+        return [
+            (_text(flat[i]), _text(flat[i + 1]), int(flat[i + 2])) for i in range(0, len(flat), 3)
+        ]
