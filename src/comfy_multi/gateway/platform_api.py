@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -100,8 +101,9 @@ async def create_token(user: CurrentUser, platform: PlatformDep) -> dict[str, st
 # jobs -----------------------------------------------------------------------
 
 
-@router.post("/jobs", status_code=201)
-async def submit(body: SubmitRequest, user: CurrentUser, platform: PlatformDep) -> dict[str, Any]:
+@router.post("/jobs", status_code=201, response_model=None)
+async def submit(body: SubmitRequest, user: CurrentUser, platform: PlatformDep) -> Response:
+    """Queue a prompt. Answers the job without its prompt (201)."""
     job = await submit_prompt(
         platform,
         user,
@@ -111,7 +113,9 @@ async def submit(body: SubmitRequest, user: CurrentUser, platform: PlatformDep) 
         cls=body.priority_class,
         front=body.front,
     )
-    return job.public(with_prompt=False)
+    return Response(
+        orjson.dumps(job.public(with_prompt=False)), status_code=201, media_type="application/json"
+    )
 
 
 async def _ids(platform: PlatformDep, user: str | None, state: JobState | None) -> list[str]:
@@ -155,8 +159,10 @@ async def list_jobs(
     return JobList(jobs=[j.public(with_prompt=False) for j in jobs], total=total)
 
 
-@router.get("/jobs/{job_id}")
-async def get_job(job_id: str, user: CurrentUser, platform: PlatformDep) -> dict[str, Any]:
+@router.get("/jobs/{job_id}", response_model=None)
+async def get_job(job_id: str, user: CurrentUser, platform: PlatformDep) -> Response:
+    """One job, with its place in the queue (0 = next) and estimated wait while
+    it waits. The most frequent read: answered with no re-validation."""
     job = await platform.queue.get_owned(job_id, user.name, admin=user.admin)
     out = job.public()
     if job.state == JobState.PENDING:
@@ -166,7 +172,7 @@ async def get_job(job_id: str, user: CurrentUser, platform: PlatformDep) -> dict
         if job.id in places:
             out["position"] = places[job.id].position
             out["eta_seconds"] = places[job.id].eta_seconds
-    return out
+    return Response(orjson.dumps(out), media_type="application/json")
 
 
 @router.post("/jobs/{job_id}/cancel")

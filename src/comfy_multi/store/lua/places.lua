@@ -17,6 +17,23 @@ local function add(u, id, place)
   out[#out + 1] = place
 end
 
+-- t[k] for k in 0..cap-1: how many of counts[1..upto] exceed k, in
+-- O(upto + cap) through a histogram of the counts (capped at cap).
+local function more_than(counts, upto, cap)
+  local hist, t = {}, {}
+  for k = 0, cap do hist[k] = 0 end
+  for j = 1, upto do
+    local n = math.min(counts[j], cap)
+    hist[n] = hist[n] + 1
+  end
+  local running = 0
+  for k = cap, 1, -1 do
+    running = running + hist[k]
+    t[k - 1] = running
+  end
+  return t
+end
+
 local base = 0 -- jobs waiting in more urgent classes
 for c = 0, 9 do
   local total = redis.call('ZCARD', k_all(c))
@@ -29,25 +46,16 @@ for c = 0, 9 do
       end
     else
       local users = redis.call('ZRANGE', k_users(c), 0, -1)
-      local counts, above = {}, {} -- above[k] = users with more than k jobs
-      local most = 0
+      local counts, most = {}, 0
       for i, v in ipairs(users) do
-        local n = redis.call('ZCARD', k_user(c, v))
-        counts[i] = n
-        if n > most then most = n end
+        counts[i] = redis.call('ZCARD', k_user(c, v))
+        if counts[i] > most then most = counts[i] end
       end
-      for k = 0, most do above[k] = 0 end
-      for _, n in ipairs(counts) do
-        for k = 0, n - 1 do above[k] = above[k] + 1 end
-      end
+      local above = more_than(counts, #counts, most) -- users with more than k jobs
       for i, v in ipairs(users) do
         if wanted[v] then
-          local n_i = counts[i]
-          local ahead = {} -- ahead[k] = users before this one with more than k jobs
-          for k = 0, n_i - 1 do ahead[k] = 0 end
-          for j = 1, i - 1 do
-            for k = 0, math.min(counts[j], n_i) - 1 do ahead[k] = ahead[k] + 1 end
-          end
+          -- users before this one in the round with more than k jobs
+          local ahead = more_than(counts, i - 1, counts[i])
           local others = 0 -- sum over other users of min(their jobs, k)
           for k, id in ipairs(redis.call('ZRANGE', k_user(c, v), 0, -1)) do
             local rank = k - 1
