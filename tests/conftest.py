@@ -23,6 +23,7 @@ from comfy_multi.store.embedded import EmbeddedRedis
 from comfy_multi.users import UserStore
 
 STARTUP_TIMEOUT_S = 20.0
+pytest_plugins = ["tests.admin.fixtures"]
 
 
 @pytest.fixture(scope="session")

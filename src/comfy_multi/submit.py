@@ -38,30 +38,6 @@ def has_input(platform: Platform, user: str, ref: str) -> bool:
         return False
 
 
-async def submit_prompt(
-    platform: Platform,
-    user: User,
-    prompt: Any,
-    *,
-    extra_data: dict[str, Any] | None = None,
-    client_id: str | None = None,
-    cls: int | None = None,
-    front: bool = False,
-    job_id: str | None = None,
-) -> Job:
-    job, _ = await submit_checked(
-        platform,
-        user,
-        prompt,
-        extra_data=extra_data,
-        client_id=client_id,
-        cls=cls,
-        front=front,
-        job_id=job_id,
-    )
-    return job
-
-
 async def submit_checked(
     platform: Platform,
     user: User,

@@ -2,42 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 
-from tests.admin.helpers import Dashboard, FakeWorker, open_dashboard
+from tests.admin.helpers import Dashboard, open_dashboard
 from tests.conftest import Gateway, Person
-
-
-@pytest.fixture
-async def clients(
-    gateway: Gateway, people: dict[str, Person]
-) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
-    """An HTTP client per person, signed in with HTTP Basic."""
-    opened = {name: gateway.client(auth=p.auth) for name, p in people.items()}
-    yield opened
-    for client in opened.values():
-        await client.aclose()
-
-
-@pytest.fixture
-async def workers(
-    gateway: Gateway, worker_token: str
-) -> AsyncIterator[Callable[[str], Awaitable[FakeWorker]]]:
-    """Register fake workers by id; all closed at the end."""
-    started: list[FakeWorker] = []
-
-    async def start(worker_id: str) -> FakeWorker:
-        worker = FakeWorker(gateway, worker_token, worker_id)
-        started.append(worker)
-        await worker.register()
-        return worker
-
-    yield start
-    for worker in started:
-        await worker.aclose()
 
 
 @pytest.fixture

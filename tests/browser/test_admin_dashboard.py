@@ -6,7 +6,7 @@ the real worker channel claims them only when the test says so.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -25,31 +25,6 @@ Clients = dict[str, httpx.AsyncClient]
 @pytest.fixture(autouse=True)
 def _patient_expect() -> None:
     expect.set_options(timeout=10_000)
-
-
-@pytest.fixture
-async def clients(gateway: Gateway, people: dict[str, Person]) -> AsyncIterator[Clients]:
-    opened = {name: gateway.client(auth=p.auth) for name, p in people.items()}
-    yield opened
-    for client in opened.values():
-        await client.aclose()
-
-
-@pytest.fixture
-async def workers(
-    gateway: Gateway, worker_token: str
-) -> AsyncIterator[Callable[[str], Awaitable[FakeWorker]]]:
-    started: list[FakeWorker] = []
-
-    async def start(worker_id: str) -> FakeWorker:
-        worker = FakeWorker(gateway, worker_token, worker_id)
-        started.append(worker)
-        await worker.register()
-        return worker
-
-    yield start
-    for worker in started:
-        await worker.aclose()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from comfy_multi.queue.jobs import check_class
 from comfy_multi.queue.models import Job, JobState, QueueMode
 from comfy_multi.queue.workers import WorkerInfo
 from comfy_multi.store import keys
-from comfy_multi.submit import submit_prompt
+from comfy_multi.submit import submit_checked
 
 router = APIRouter(prefix="/api/v1", tags=["platform"])
 
@@ -104,7 +104,7 @@ async def create_token(user: CurrentUser, platform: PlatformDep) -> dict[str, st
 @router.post("/jobs", status_code=201, response_model=None)
 async def submit(body: SubmitRequest, user: CurrentUser, platform: PlatformDep) -> Response:
     """Queue a prompt. Answers the job without its prompt (201)."""
-    job = await submit_prompt(
+    job, _partial_errors = await submit_checked(
         platform,
         user,
         body.prompt,
