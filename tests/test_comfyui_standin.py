@@ -834,7 +834,9 @@ async def test_validation_error_texts_match_comfyui(http: httpx.AsyncClient) -> 
         "extra_info": {},
     }
     low = await http.post("/prompt", json={"prompt": {"1": empty(size=0), "2": saved(["1", 0])}})
-    assert low.json()["node_errors"]["1"]["errors"][0] == {
+    # both width and height are too small; ComfyUI lists them in no fixed order
+    errors = {e["details"]: e for e in low.json()["node_errors"]["1"]["errors"]}
+    assert errors["width"] == {
         "type": "value_smaller_than_min",
         "message": "Value 0 smaller than min of 1",
         "details": "width",
@@ -844,6 +846,7 @@ async def test_validation_error_texts_match_comfyui(http: httpx.AsyncClient) -> 
             "received_value": 0,
         },
     }
+    assert set(errors) == {"width", "height"}
     mismatch = {
         "1": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 8, "height": 8}},
         "2": saved(["1", 0]),
