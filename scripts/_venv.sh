@@ -11,8 +11,10 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --upgrade pip
 fi
-stamp="$VENV/.installed-$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)${EXTRA:+-$EXTRA}"
-if [ ! -f "$stamp" ]; then
+base="$VENV/.installed-$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
+stamp="$base${EXTRA:+-$EXTRA}"
+# an install with the test extra also serves the plain one
+if [ ! -f "$stamp" ] && { [ -n "$EXTRA" ] || [ ! -f "$base-test" ]; }; then
   echo "==> installing comfy-multi${EXTRA:+ [$EXTRA]} into .venv"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check -e "$ROOT${EXTRA:+[$EXTRA]}"
   touch "$stamp"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import threading
 import time
@@ -17,6 +18,7 @@ import redis
 import uvicorn
 
 from comfy_multi.gateway.app import create_app
+from comfy_multi.gateway.server import GatewayServer
 from comfy_multi.settings import Settings
 from comfy_multi.store.connection import connect
 from comfy_multi.store.embedded import EmbeddedRedis
@@ -74,8 +76,9 @@ class ServerThread:
     def __init__(self, settings: Settings, port: int | None = None) -> None:
         self.settings = settings
         self.port = port or free_port()
+        app = create_app(settings)
         config = uvicorn.Config(
-            create_app(settings),
+            app,
             host="127.0.0.1",
             port=self.port,
             log_config=None,
@@ -83,7 +86,7 @@ class ServerThread:
             ws="websockets-sansio",
             timeout_graceful_shutdown=2,
         )
-        self.server = uvicorn.Server(config)
+        self.server = GatewayServer(config, app)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     @property
@@ -100,7 +103,7 @@ class ServerThread:
         return self
 
     def stop(self) -> None:
-        self.server.should_exit = True
+        self.server.handle_exit(signal.SIGTERM, None)
         self.thread.join(timeout=10)
 
 

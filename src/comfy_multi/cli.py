@@ -159,6 +159,7 @@ def up(
     import uvicorn
 
     from comfy_multi.gateway.app import create_app
+    from comfy_multi.gateway.server import GatewayServer
 
     try:
         settings = _settings(data_dir, host=host, port=port)
@@ -183,8 +184,9 @@ def up(
                 console.print(
                     f"First start: the user [bold]admin[/] was created; its password is in {first}"
                 )
+            gateway = create_app(settings.model_copy(update={"redis_url": url}))
             config = uvicorn.Config(
-                create_app(settings.model_copy(update={"redis_url": url})),
+                gateway,
                 host=settings.host,
                 port=settings.port,
                 log_config=None,
@@ -193,7 +195,7 @@ def up(
                 timeout_graceful_shutdown=5,
             )
             with _stop_on_signals():
-                uvicorn.Server(config).run()
+                GatewayServer(config, gateway).run()
         except ConfigError as exc:
             raise fail(str(exc)) from None
         finally:

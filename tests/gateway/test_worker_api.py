@@ -180,3 +180,15 @@ async def test_worker_shows_offline_when_silent(
             return bool(workers[0]["state"] == "offline")
 
         await wait_for(offline, timeout=10)
+
+
+async def test_a_stopping_gateway_ends_long_polls_at_once(
+    gateway: Gateway, fake_worker: FakeWorker
+) -> None:
+    """A restart must not wait for idle workers' long-polls to time out."""
+    claim = asyncio.create_task(fake_worker.claim(wait=30))
+    await asyncio.sleep(0.3)
+    started = time.monotonic()
+    await asyncio.to_thread(gateway.server.stop)
+    assert await asyncio.wait_for(claim, timeout=5) is None  # 204, not a cancelled request
+    assert time.monotonic() - started < 2.5

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -40,6 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
         platform = await open_platform(settings)
         app.state.platform = platform
         app.state.auth = Authenticator(platform)
+        app.state.loop = asyncio.get_running_loop()
         # everything loaded so far lives as long as the process: keep it out of
         # the collector's way, which shortens the pauses that make slow requests
         gc.freeze()

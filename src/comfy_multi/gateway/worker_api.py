@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gzip
 import hashlib
 import logging
@@ -109,6 +108,8 @@ async def claim(
     deadline = time.monotonic() + min(body.wait_seconds, MAX_CLAIM_WAIT_S)
     while True:
         changed = platform.bus.queue_generation()
+        if platform.stopping.is_set():
+            return Response(status_code=204)
         if not await platform.workers.seen(body.worker_id):
             raise WorkerNotFound(body.worker_id)
         if await request.is_disconnected():
@@ -123,8 +124,21 @@ async def claim(
         if remaining <= 0:
             return Response(status_code=204)
         # wake at least every few seconds: the lease sweep may have requeued a job
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(changed.wait(), timeout=min(remaining, 5.0))
+        if await _wait_for_change(changed, platform.stopping, min(remaining, 5.0)):
+            return Response(status_code=204)  # the gateway is stopping
+
+
+async def _wait_for_change(
+    changed: asyncio.Event, stopping: asyncio.Event, within_s: float
+) -> bool:
+    """Wait for a queue change; True if the gateway began stopping instead."""
+    waits = [asyncio.ensure_future(changed.wait()), asyncio.ensure_future(stopping.wait())]
+    try:
+        await asyncio.wait(waits, timeout=within_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()
+    return stopping.is_set()
 
 
 @router.post("/heartbeat")
