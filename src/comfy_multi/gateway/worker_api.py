@@ -181,20 +181,7 @@ async def get_input(
 async def post_events(
     job_id: str, body: Events, token: LeaseToken, _: WorkerName, platform: PlatformDep
 ) -> Response:
-    user, client_id = await platform.queue.lease_holder(job_id, token)
-    progress = [e for e in body.events if e.get("type") == "progress"]
-    if progress:
-        await platform.queue.note_progress(job_id, progress[-1].get("data", {}))
-    await platform.bus.publish(
-        {
-            "event": "comfy",
-            "user": user,
-            "job_id": job_id,
-            "client_id": client_id,
-            "messages": body.events,
-        },
-        stream=False,
-    )
+    await platform.queue.relay(job_id, token, body.events)
     return Response(status_code=204)
 
 

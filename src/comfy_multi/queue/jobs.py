@@ -153,9 +153,15 @@ class JobQueue:
             raise LeaseLost(job_id, _lost_reason(str(why)))
         return str(user), str(client_id) if client_id else None
 
-    async def note_progress(self, job_id: str, progress: dict[str, Any]) -> None:
-        """The latest progress of a running job, for pages that open mid-run."""
-        await self.redis.hset(keys.job(job_id), "progress", _dumps(progress))
+    async def relay(self, job_id: str, token: int, messages: list[dict[str, Any]]) -> None:
+        """Publish a running job's ComfyUI messages to its user (and keep its
+        latest progress for pages that open mid-run), or LeaseLost."""
+        progress = [m.get("data", {}) for m in messages if m.get("type") == "progress"]
+        result = await self.scripts.relay(
+            job_id, str(token), _dumps(messages), _dumps(progress[-1]) if progress else ""
+        )
+        if result != "ok":
+            raise LeaseLost(job_id, _lost_reason(result))
 
     async def complete(
         self, job_id: str, token: int, outputs: dict[str, Any], meta: dict[str, Any]

@@ -43,6 +43,7 @@ class Scripts:
         self._reprioritize = load("reprioritize")
         self._sweep = load("sweep")
         self._places = load("places")
+        self._relay = load("relay")
 
     async def _run(self, script: AsyncScript, *args: Any) -> Any:
         return await script(keys=[keys.PREFIX], args=list(args))
@@ -102,6 +103,9 @@ class Scripts:
 
     async def sweep(self, max_attempts: int, history_max: int, ttl_ms: int, batch: int) -> int:
         return int(await self._run(self._sweep, max_attempts, history_max, ttl_ms, batch))
+
+    async def relay(self, job_id: str, token: str, messages: str, progress: str) -> str:
+        return _text(await self._run(self._relay, job_id, token, messages, progress))
 
     async def places(self, users: list[str]) -> list[tuple[str, str, int]]:
         """(user, job id, place) of each listed user's pending jobs."""
