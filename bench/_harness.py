@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import os
 import signal
@@ -142,30 +143,55 @@ def add_users(p: Platform, count: int) -> list[tuple[str, str]]:
     return people
 
 
-class Conn:
-    """One keep-alive HTTP/1.1 connection speaking just enough of the protocol."""
+def basic(person: tuple[str, str]) -> str:
+    """The Authorization header line of HTTP Basic credentials."""
+    return "Authorization: Basic " + base64.b64encode(f"{person[0]}:{person[1]}".encode()).decode()
 
-    def __init__(self, port: int, auth: tuple[str, str]) -> None:
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection speaking just enough of the protocol,
+    so the load generator costs less than what it measures. `credential` is a
+    whole header line (Authorization or Cookie)."""
+
+    def __init__(self, port: int, credential: str) -> None:
         self.port = port
-        self.auth = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        self.credential = credential
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
     async def open(self) -> None:
         self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
 
-    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+    async def request(
+        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        try:
+            return await self._request(method, path, body, headers or {})
+        except (asyncio.IncompleteReadError, ConnectionError):
+            # the server closed an idle keep-alive connection: reconnect once
+            await self.close()
+            return await self._request(method, path, body, headers or {})
+
+    async def post(self, path: str, body: Any, lease: int | None = None) -> tuple[int, bytes]:
+        headers = {"X-Lease-Token": str(lease)} if lease is not None else {}
+        return await self.request("POST", path, orjson.dumps(body), headers)
+
+    async def _request(
+        self, method: str, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, bytes]:
+        if self.writer is None:
+            await self.open()
         assert self.reader is not None
         assert self.writer is not None
+        extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
-            f"Authorization: {self.auth}\r\nContent-Type: application/json\r\n"
+            f"{self.credential}\r\n{extra}Content-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\n\r\n"
         ).encode()
         self.writer.write(head + body)
         await self.writer.drain()
-        status_line = await self.reader.readuntil(b"\r\n")
-        status = int(status_line.split()[1])
+        status = int((await self.reader.readuntil(b"\r\n")).split()[1])
         length = 0
         while (line := await self.reader.readuntil(b"\r\n")) != b"\r\n":
             name, _, value = line.decode().partition(":")
@@ -174,9 +200,11 @@ class Conn:
         return status, await self.reader.readexactly(length)
 
     async def close(self) -> None:
-        if self.writer:
-            self.writer.close()
-            await self.writer.wait_closed()
+        if self.writer is not None:
+            writer, self.writer = self.writer, None
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
 
 
 def percentiles(samples_s: list[float]) -> dict[str, float]:

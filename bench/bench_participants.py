@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import hashlib
 import json
 import os
@@ -32,7 +31,7 @@ from typing import Any
 
 import httpx
 import orjson
-from _harness import OBJECT_INFO, PROMPT, Platform, add_users, percentiles, platform
+from _harness import OBJECT_INFO, PROMPT, Conn, Platform, add_users, percentiles, platform
 from websockets.asyncio.client import ClientConnection, connect
 
 LOGIN_CONCURRENCY = 4  # argon2 runs in the gateway's threads; more only queues
@@ -44,55 +43,9 @@ class Participant:
     cookie: str
     port: int
     ws: ClientConnection | None = None
-    link: Link | None = None
+    link: Conn | None = None
     sid: str = ""
     received: int = 0
-
-
-class Link:
-    """One keep-alive HTTP/1.1 connection, lean enough that the load generator
-    costs less than what it measures. `credential` is a whole header line."""
-
-    def __init__(self, port: int, credential: str) -> None:
-        self.port = port
-        self.credential = credential
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def post(self, path: str, body: Any, lease: int | None = None) -> tuple[int, bytes]:
-        try:
-            return await self._post(path, body, lease)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            # the server closed an idle keep-alive connection: reconnect once
-            await self.close()
-            return await self._post(path, body, lease)
-
-    async def _post(self, path: str, body: Any, lease: int | None) -> tuple[int, bytes]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-        assert self.reader is not None
-        data = orjson.dumps(body)
-        extra = f"X-Lease-Token: {lease}\r\n" if lease is not None else ""
-        head = (
-            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
-            f"{self.credential}\r\n{extra}"
-            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
-        )
-        self.writer.write(head.encode() + data)
-        status = int((await self.reader.readuntil(b"\r\n")).split()[1])
-        length = 0
-        while (line := await self.reader.readuntil(b"\r\n")) != b"\r\n":
-            name, _, value = line.decode().partition(":")
-            if name.lower() == "content-length":
-                length = int(value)
-        return status, await self.reader.readexactly(length)
-
-    async def close(self) -> None:
-        if self.writer is not None:
-            writer, self.writer = self.writer, None
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
 
 
 @dataclass
@@ -146,14 +99,14 @@ async def listen(who: Participant, stats: Stats) -> None:
 
 async def queue_job(who: Participant) -> None:
     if who.link is None:
-        who.link = Link(who.port, f"Cookie: cm_session={who.cookie}")
+        who.link = Conn(who.port, f"Cookie: cm_session={who.cookie}")
     status, body = await who.link.post(
         f"/u/{who.name}/api/prompt", {"prompt": PROMPT, "client_id": who.sid}
     )
     assert status == 200, body
 
 
-async def register_workers(p: Platform, count: int) -> list[Link]:
+async def register_workers(p: Platform, count: int) -> list[Conn]:
     token = p.cli("worker-token", "create", "bench-gpus").strip().splitlines()[-1]
     body = orjson.dumps(OBJECT_INFO)
     digest = hashlib.sha256(body).hexdigest()
@@ -170,11 +123,11 @@ async def register_workers(p: Platform, count: int) -> list[Link]:
             if r.json()["need_object_info"]:
                 put = await http.put(f"/worker/v1/object_info?digest={digest}", content=body)
                 put.raise_for_status()
-    return [Link(p.port, f"Authorization: Bearer {token}") for _ in range(count)]
+    return [Conn(p.port, f"Authorization: Bearer {token}") for _ in range(count)]
 
 
 async def run_worker(
-    link: Link,
+    link: Conn,
     index: int,
     people: dict[str, Participant],
     interval: float,

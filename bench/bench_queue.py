@@ -27,14 +27,23 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from _harness import PROMPT, Conn, add_users, percentiles, platform, register_fake_worker, report
+from _harness import (
+    PROMPT,
+    Conn,
+    add_users,
+    basic,
+    percentiles,
+    platform,
+    register_fake_worker,
+    report,
+)
 
 BODY = orjson.dumps({"prompt": PROMPT})
 
 
 async def sign_in(port: int, people: list[tuple[str, str]]) -> None:
     """A password is checked (argon2) once, then cached: do that before measuring."""
-    conns = [Conn(port, person) for person in people]
+    conns = [Conn(port, basic(person)) for person in people]
     await asyncio.gather(*(c.open() for c in conns))
     await asyncio.gather(*(c.request("GET", "/api/v1/me") for c in conns))
     await asyncio.gather(*(c.close() for c in conns))
@@ -44,7 +53,7 @@ async def submit_load(
     port: int, people: list[tuple[str, str]], clients: int, seconds: float, rate: float | None
 ) -> dict[str, Any]:
     """`rate` None: back to back; else total submits/s offered at random moments."""
-    conns = [Conn(port, people[i % len(people)]) for i in range(clients)]
+    conns = [Conn(port, basic(people[i % len(people)])) for i in range(clients)]
     await asyncio.gather(*(c.open() for c in conns))
     latencies: list[float] = []
     errors = 0
@@ -91,7 +100,7 @@ async def status_load(
     rate: float,
 ) -> dict[str, Any]:
     """`clients` connections together reading `rate` times a second at random moments."""
-    conns = [Conn(port, person) for _ in range(clients)]
+    conns = [Conn(port, basic(person)) for _ in range(clients)]
     await asyncio.gather(*(c.open() for c in conns))
     latencies: list[float] = []
     stop = time.monotonic() + seconds
@@ -122,7 +131,7 @@ async def status_load(
 
 async def fill(port: int, people: list[tuple[str, str]], per_user: int) -> list[str]:
     """Queue `per_user` jobs for everyone; returns the first person's job ids."""
-    conns = [Conn(port, person) for person in people]
+    conns = [Conn(port, basic(person)) for person in people]
     await asyncio.gather(*(c.open() for c in conns))
 
     async def queue_for(conn: Conn) -> list[str]:
