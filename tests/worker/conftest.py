@@ -11,7 +11,6 @@ import asyncio
 import base64
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -25,20 +24,13 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
+from tests.comfy.procs import clean_env
 from tests.conftest import Gateway, Person, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 STANDIN_START_S = 30.0
 WORKER_READY_S = 20.0
 FINAL = ("done", "failed", "cancelled")
-
-
-def _clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMFY_MULTI_")}
-    env.pop("REDIS_URL", None)
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(extra)
-    return env
 
 
 # --- the ComfyUI stand-in ------------------------------------------------------
@@ -88,7 +80,7 @@ def _start_standin(data_dir: Path, port: int, log: Path) -> StandIn:
             cwd=ROOT,
             stdout=out,
             stderr=err,
-            env=_clean_env(),
+            env=clean_env(),
         )
     deadline = time.monotonic() + STANDIN_START_S
     while True:
@@ -187,7 +179,7 @@ class Workers:
                 cwd=ROOT,
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env=_clean_env(COMFY_MULTI_WORKER_TOKEN=self.token, COMFY_MULTI_LOG_LEVEL="debug"),
+                env=clean_env(COMFY_MULTI_WORKER_TOKEN=self.token, COMFY_MULTI_LOG_LEVEL="debug"),
             )
         worker = WorkerProc(name, proc, log)
         self.started.append(worker)

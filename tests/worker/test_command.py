@@ -6,15 +6,16 @@ import subprocess
 import sys
 from collections.abc import Callable
 
+from tests.comfy.procs import clean_env
 from tests.worker import prompts
-from tests.worker.conftest import ROOT, Room, StandIn, Workers, _clean_env
+from tests.worker.conftest import ROOT, Room, StandIn, Workers
 
 
 def _run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "comfy_multi.worker", *args],
         cwd=ROOT,
-        env=_clean_env(**env),
+        env=clean_env(**env),
         capture_output=True,
         text=True,
         timeout=60,
