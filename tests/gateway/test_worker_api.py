@@ -192,3 +192,30 @@ async def test_a_stopping_gateway_ends_long_polls_at_once(
     await asyncio.to_thread(gateway.server.stop)
     assert await asyncio.wait_for(claim, timeout=5) is None  # 204, not a cancelled request
     assert time.monotonic() - started < 2.5
+
+
+async def test_re_registering_keeps_the_nodes_until_the_new_ones_arrive(
+    gateway: Gateway, people: dict[str, Person], fake_worker: FakeWorker
+) -> None:
+    """Between a new registration and its object_info upload, participants can
+    still queue with the worker's previous node definitions."""
+    import hashlib
+
+    import orjson
+
+    from .conftest import OBJECT_INFO
+
+    bigger = {**OBJECT_INFO, "ImageInvert": {**OBJECT_INFO["EmptyImage"], "name": "ImageInvert"}}
+    body = orjson.dumps(bigger)
+    digest = hashlib.sha256(body).hexdigest()
+    r = await fake_worker.client.post(
+        "/worker/v1/register",
+        json={"worker_id": "fake-1", "object_info_digest": digest, "nodes": list(bigger)},
+    )
+    assert r.json()["need_object_info"] is True
+    async with gateway.client(auth=people["alice"].auth) as alice:
+        assert (await alice.post("/api/v1/jobs", json={"prompt": PROMPT})).status_code == 201
+        put = await fake_worker.client.put(f"/worker/v1/object_info?digest={digest}", content=body)
+        assert put.status_code == 204
+        info = (await alice.get("/u/alice/api/object_info")).json()
+        assert "ImageInvert" in info

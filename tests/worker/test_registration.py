@@ -52,6 +52,7 @@ async def test_the_worker_registers_again_when_object_info_changes(
                 return await published() == changed
 
             await wait_for(republished, timeout=10)
+            # a digest is only switched to once its definitions are stored
             assert await aredis.hexists(keys.OBJECT_INFO, changed)
         finally:
             worker.request_stop()

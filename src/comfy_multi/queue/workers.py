@@ -85,10 +85,10 @@ class WorkerRegistry:
             if reg.nodes:
                 pipe.sadd(keys.worker_nodes(reg.worker_id), *reg.nodes)
             pipe.zadd(keys.WORKERS, {reg.worker_id: now})
-            pipe.hset(keys.WORKER_DIGESTS, reg.worker_id, reg.object_info_digest)
             pipe.hexists(keys.OBJECT_INFO, reg.object_info_digest)
             *_, known = await pipe.execute()
-        self._merged_at = 0.0
+        if known:
+            await self._publish(reg.worker_id, reg.object_info_digest)
         logger.info(
             "worker %s (%s) registered: %s nodes, %s models",
             reg.worker_id,
@@ -99,7 +99,16 @@ class WorkerRegistry:
         return not known
 
     async def store_object_info(self, digest: str, body: bytes) -> None:
+        """Keep a published object_info and switch the workers that announced it
+        over to it. Until then a re-registering worker's previous definitions
+        stay in use, so participants never see its nodes vanish for a moment."""
         await self.redis.hset(keys.OBJECT_INFO, digest, body)
+        for worker_id in await self.redis.zrange(keys.WORKERS, 0, -1):
+            if await self.redis.hget(keys.worker(str(worker_id)), "digest") == digest:
+                await self._publish(str(worker_id), digest)
+
+    async def _publish(self, worker_id: str, digest: str) -> None:
+        await self.redis.hset(keys.WORKER_DIGESTS, worker_id, digest)
         self._merged_at = 0.0
 
     async def seen(self, worker_id: str) -> bool:
