@@ -75,7 +75,12 @@ async def dashboard_socket(ws: WebSocket) -> None:
 
 async def _cards(
     request: Request, platform: PlatformDep, users: str | None, page: int | None = None
-) -> list[sheet.Card]:
+) -> list[sheet.Card] | Response:
+    """The sheet's cards, each minting a one-time link: so only for an admin
+    (anyone else gets the refusal page instead)."""
+    who = await admin_or_refusal(request)
+    if isinstance(who, Response):
+        return who
     chosen = sheet.participants(await platform.users.list(), users)
     if page is not None:
         chosen = sheet.page_of(chosen, page)  # links only for the cards printed
@@ -86,10 +91,9 @@ async def _cards(
 async def signin_sheet(
     request: Request, platform: PlatformDep, users: UsersQuery = None
 ) -> Response:
-    who = await admin_or_refusal(request)
-    if isinstance(who, Response):
-        return who
     cards = await _cards(request, platform, users)
+    if isinstance(cards, Response):
+        return cards
     query = urlencode({"users": users}) if users else ""
     page = sheet.render_html(cards, sheet.base_url(platform, request), query)
     return HTMLResponse(page, headers=PAGE_HEADERS)
@@ -102,10 +106,9 @@ async def signin_sheet_png(
     users: UsersQuery = None,
     page: Annotated[int, Query(ge=1)] = 1,
 ) -> Response:
-    who = await admin_or_refusal(request)
-    if isinstance(who, Response):
-        return who
     cards = await _cards(request, platform, users, page)
+    if isinstance(cards, Response):
+        return cards
     body = await anyio.to_thread.run_sync(sheet_image.png, cards)
     return Response(body, media_type="image/png", headers={"Cache-Control": "no-store"})
 
@@ -114,10 +117,9 @@ async def signin_sheet_png(
 async def signin_sheet_pdf(
     request: Request, platform: PlatformDep, users: UsersQuery = None
 ) -> Response:
-    who = await admin_or_refusal(request)
-    if isinstance(who, Response):
-        return who
     cards = await _cards(request, platform, users)
+    if isinstance(cards, Response):
+        return cards
     body = await anyio.to_thread.run_sync(sheet_image.pdf, cards)
     headers = {
         "Cache-Control": "no-store",
