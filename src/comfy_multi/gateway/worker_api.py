@@ -18,6 +18,7 @@ from comfy_multi.errors import BadRequest, Conflict, NotFound, TooLarge, WorkerN
 from comfy_multi.gateway.auth import PlatformDep, WorkerName
 from comfy_multi.queue.models import ClaimedJob
 from comfy_multi.queue.workers import Registration
+from comfy_multi.store import keys
 
 logger = logging.getLogger(__name__)
 
@@ -244,10 +245,11 @@ async def put_output(
 async def complete(
     job_id: str, body: Completion, token: LeaseToken, _: WorkerName, platform: PlatformDep
 ) -> Response:
-    job = await platform.queue.get(job_id)
+    # only the start time is needed, not the whole record with its prompt
+    started_ms = await platform.redis.hget(keys.job(job_id), "started_ms")
     await platform.queue.complete(job_id, token, body.outputs, body.meta)
-    if job.started_ms:
-        await platform.views.record_run_time(time.time() * 1000 - job.started_ms)
+    if started_ms:
+        await platform.views.record_run_time(time.time() * 1000 - float(started_ms))
     return Response(status_code=204)
 
 

@@ -138,9 +138,8 @@ class QueueViews:
         return float(value) if value else DEFAULT_RUN_MS
 
     async def record_run_time(self, run_ms: float) -> None:
-        old = await self.average_run_ms()
-        has_any = await self.redis.hexists(keys.STATS, "run_ms_avg")
-        new = run_ms if not has_any else (1 - RUN_TIME_EWMA) * old + RUN_TIME_EWMA * run_ms
+        old = await self.redis.hget(keys.STATS, "run_ms_avg")
+        new = run_ms if old is None else (1 - RUN_TIME_EWMA) * float(old) + RUN_TIME_EWMA * run_ms
         await self.redis.hset(keys.STATS, "run_ms_avg", f"{new:.1f}")
 
     async def user_job_ids(self, user: str) -> tuple[list[str], list[str], list[str]]:
