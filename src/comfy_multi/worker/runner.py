@@ -317,6 +317,11 @@ class Worker:
         # a claim that lands just after a first signal is run like any held job
         logger.info("job %s: claimed (attempt %d, user %s)", job.job_id, job.attempt, job.user)
         self.current = run
+        if self._hard_stop.is_set():  # both signals came while this claim was answered
+            logger.info("job %s: giving it back to the queue", run.id)
+            run.stop(Released())
+        elif self._stopping.is_set():  # the first signal came while this claim was answered
+            logger.info("stopping after job %s (signal again to give it back)", run.id)
         outcome: Outcome | None = None
         try:
             async with asyncio.TaskGroup() as tg:
