@@ -17,12 +17,12 @@ import pytest
 import redis
 import uvicorn
 
-from comfy_multi.gateway.app import create_app
+from comfy_multi.app import create_app
 from comfy_multi.gateway.server import GatewayServer
+from comfy_multi.services.users import UserStore
 from comfy_multi.settings import Settings
 from comfy_multi.store.connection import connect
 from comfy_multi.store.embedded import EmbeddedRedis
-from comfy_multi.users import UserStore
 
 STARTUP_TIMEOUT_S = 20.0
 pytest_plugins = ["tests.admin.fixtures"]

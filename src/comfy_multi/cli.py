@@ -20,10 +20,10 @@ from rich.table import Table
 
 from comfy_multi import logs
 from comfy_multi.errors import ComfyMultiError, ConfigError, RequestError
+from comfy_multi.services.users import UserStore
 from comfy_multi.settings import Settings, load_settings
 from comfy_multi.store.connection import connect
 from comfy_multi.store.embedded import EmbeddedRedis
-from comfy_multi.users import UserStore
 from comfy_multi.worker.command import worker_command
 
 app = typer.Typer(
@@ -158,7 +158,7 @@ def up(
     """Start the gateway (and, without REDIS_URL, the embedded Redis)."""
     import uvicorn
 
-    from comfy_multi.gateway.app import create_app
+    from comfy_multi.app import create_app
     from comfy_multi.gateway.server import GatewayServer
 
     try:

@@ -13,8 +13,8 @@ from comfy_multi.queue.jobs import JobQueue
 from comfy_multi.queue.models import Job, QueueConfig
 from comfy_multi.queue.views import QueueViews
 from comfy_multi.queue.workers import WorkerInfo, WorkerRegistry
+from comfy_multi.services.users import User, UserStore
 from comfy_multi.settings import Settings
-from comfy_multi.users import User, UserStore
 
 
 @dataclass

@@ -14,8 +14,8 @@ import pytest
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute, APIWebSocketRoute, RouteContext, iter_route_contexts
 
-from comfy_multi.gateway.app import create_app
-from comfy_multi.gateway.auth import admin_user
+from comfy_multi.app import create_app
+from comfy_multi.services.auth import admin_user
 from comfy_multi.settings import Settings
 from tests.conftest import Gateway, Person
 

@@ -15,7 +15,7 @@ import pytest
 
 from comfy_multi.admin.roster import read_class_list
 from comfy_multi.errors import Unauthorized
-from comfy_multi.users import UserStore
+from comfy_multi.services.users import UserStore
 from tests.admin.helpers import FakeWorker, submit
 from tests.conftest import Gateway
 

@@ -18,8 +18,8 @@ from playwright.async_api import Browser, Page, expect
 
 from comfy_multi.admin.changes import Changes, Section
 from comfy_multi.admin.live import FLUSH_INTERVAL_S, LiveView
-from comfy_multi.gateway.platform import open_platform
-from comfy_multi.users import UserStore
+from comfy_multi.services.platform import open_platform
+from comfy_multi.services.users import UserStore
 from tests.admin.helpers import PROMPT, FakeWorker
 from tests.browser.conftest import keep_for_docs
 from tests.conftest import Gateway, Person

@@ -96,7 +96,7 @@ async def test_login_sets_a_cookie_that_opens_only_your_workspace(
 async def test_a_used_signin_link_shows_a_friendly_page(
     gateway: Gateway, people: dict[str, Person], aredis: object
 ) -> None:
-    from comfy_multi.users import UserStore
+    from comfy_multi.services.users import UserStore
 
     token = await UserStore(aredis).create_signin_token("carol")  # type: ignore[arg-type]
     async with gateway.client() as first:

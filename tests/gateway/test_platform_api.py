@@ -165,7 +165,7 @@ async def test_a_room_pressing_run_in_the_same_second(
 ) -> None:
     """Twenty people submit three jobs each at once: nothing is lost, and the
     first twenty dispatched belong to twenty different people."""
-    from comfy_multi.users import UserStore
+    from comfy_multi.services.users import UserStore
 
     store = UserStore(aredis)
     names = [f"p{i:02d}" for i in range(20)]

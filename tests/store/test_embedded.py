@@ -13,10 +13,10 @@ from comfy_multi.queue.jobs import JobQueue
 from comfy_multi.queue.models import JobState
 from comfy_multi.queue.views import QueueViews
 from comfy_multi.queue.workers import Registration, WorkerRegistry
+from comfy_multi.services.users import UserStore
 from comfy_multi.settings import Settings
 from comfy_multi.store.connection import connect
 from comfy_multi.store.embedded import EmbeddedRedis, socket_path
-from comfy_multi.users import UserStore
 
 PROMPT = {"1": {"class_type": "SaveImage", "inputs": {}}}
 

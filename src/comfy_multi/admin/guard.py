@@ -9,8 +9,8 @@ from urllib.parse import quote
 from starlette.requests import HTTPConnection
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from comfy_multi.comfy.access import signed_in
-from comfy_multi.users import User
+from comfy_multi.services.auth import signed_in
+from comfy_multi.services.users import User
 
 LOGIN_PATH = "/login"
 

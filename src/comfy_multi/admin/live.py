@@ -26,9 +26,9 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from comfy_multi.admin import snapshot
 from comfy_multi.admin.changes import Changes, Section
-from comfy_multi.gateway.platform import Platform
 from comfy_multi.queue.events import Subscription
-from comfy_multi.users import User
+from comfy_multi.services.platform import Platform
+from comfy_multi.services.users import User
 
 logger = logging.getLogger(__name__)
 

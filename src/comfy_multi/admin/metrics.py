@@ -26,8 +26,8 @@ from starlette.requests import Request
 from comfy_multi.admin import tallies
 from comfy_multi.admin.live import dashboards
 from comfy_multi.admin.snapshot import open_pages
-from comfy_multi.gateway.auth import PlatformDep
-from comfy_multi.gateway.platform import Platform
+from comfy_multi.services.auth import PlatformDep
+from comfy_multi.services.platform import Platform
 from comfy_multi.store import keys
 
 router = APIRouter(include_in_schema=False)

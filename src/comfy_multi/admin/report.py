@@ -22,8 +22,8 @@ from redis.asyncio import Redis
 
 from comfy_multi.admin.snapshot import error_text
 from comfy_multi.queue.models import Job, JobState
+from comfy_multi.services.users import UserStore
 from comfy_multi.store import keys
-from comfy_multi.users import UserStore
 
 FIELDS = ("id", "user", "state", "cls", "seq", "queued_ms", "started_ms", "finished_ms")
 FIELDS_MORE = ("attempts", "worker", "error")

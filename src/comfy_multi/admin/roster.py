@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from comfy_multi.errors import RequestError
-from comfy_multi.users import UserStore
+from comfy_multi.services.users import UserStore
 
 
 @dataclass

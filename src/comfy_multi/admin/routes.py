@@ -17,10 +17,9 @@ from starlette.responses import FileResponse, HTMLResponse, Response
 from comfy_multi.admin import live, sheet, sheet_image
 from comfy_multi.admin.guard import admin_or_refusal
 from comfy_multi.admin.metrics import router as metrics_router
-from comfy_multi.comfy.access import same_origin, signed_in
 from comfy_multi.errors import NotFound
-from comfy_multi.gateway.auth import PlatformDep
-from comfy_multi.gateway.platform import get_platform
+from comfy_multi.services.auth import PlatformDep, same_origin, signed_in
+from comfy_multi.services.platform import get_platform
 
 logger = logging.getLogger(__name__)
 

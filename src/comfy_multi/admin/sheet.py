@@ -11,8 +11,8 @@ from urllib.parse import quote
 import segno
 from starlette.requests import Request
 
-from comfy_multi.gateway.platform import Platform
-from comfy_multi.users import User
+from comfy_multi.services.platform import Platform
+from comfy_multi.services.users import User
 
 QR_ERROR = "m"  # survives a crease or a thumb on a printed sheet
 QR_SCALE_HTML = 4

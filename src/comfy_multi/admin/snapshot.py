@@ -14,8 +14,7 @@ import orjson
 from redis.asyncio import Redis
 from starlette.requests import HTTPConnection
 
-from comfy_multi.comfy.state import comfy_state
-from comfy_multi.gateway.platform import Platform
+from comfy_multi.services.platform import Platform, get_platform
 from comfy_multi.store import keys
 
 RECENT_FINISHED = 50  # finished jobs the dashboard lists
@@ -44,13 +43,8 @@ def open_pages(conn: HTTPConnection) -> PageCounts:
     """Participants' open ComfyUI pages (websockets) per user, as this gateway
     process's fan-out hub holds them; other replicas' pages are not seen."""
 
-    def count() -> dict[str, int]:
-        hub = comfy_state(conn).hub
-        if hub is None:  # no participant page has connected to this process yet
-            return {}
-        return {user: len(conns) for user, conns in hub.users.items() if conns}
-
-    return count
+    platform = get_platform(conn)
+    return lambda: platform.open_pages()  # installed once the first page connects
 
 
 def now_ms() -> int:

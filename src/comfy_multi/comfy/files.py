@@ -23,12 +23,12 @@ from fastapi.responses import FileResponse
 from PIL import Image
 from starlette.datastructures import UploadFile
 
-from comfy_multi.comfy import media
 from comfy_multi.comfy.access import Participant
 from comfy_multi.errors import BadRequest, NotFound, RequestError, TooLarge
-from comfy_multi.files import FILE_TYPES, sanitize_name, split_annotated
-from comfy_multi.gateway.auth import PlatformDep
-from comfy_multi.gateway.platform import Platform
+from comfy_multi.services import media
+from comfy_multi.services.auth import PlatformDep
+from comfy_multi.services.files import FILE_TYPES, sanitize_name, split_annotated
+from comfy_multi.services.platform import Platform
 
 router = APIRouter()
 

@@ -22,11 +22,11 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
 from comfy_multi.comfy import bundle
-from comfy_multi.comfy.access import signed_in
 from comfy_multi.comfy.state import State
 from comfy_multi.comfy.userdir import EXAMPLES, WORKSHOP
 from comfy_multi.errors import NotFound
-from comfy_multi.gateway import pages
+from comfy_multi.services import pages
+from comfy_multi.services.auth import signed_in
 
 router = APIRouter()
 

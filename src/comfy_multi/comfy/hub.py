@@ -24,8 +24,8 @@ from redis.exceptions import RedisError
 
 from comfy_multi.comfy import jobview, userjobs
 from comfy_multi.comfy.place import PlaceTracker
-from comfy_multi.gateway.platform import Platform
 from comfy_multi.queue.events import Event, now_ms
+from comfy_multi.services.platform import Platform
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +89,8 @@ class Hub:
         self.platform = platform
         self.users: dict[str, dict[str, Connection]] = {}
         self.runs: dict[str, Run] = {}
-        self.places = PlaceTracker(platform, self)
+        self.places = PlaceTracker(platform, self.place_listeners)
+        platform.open_pages = self.page_counts
         self._job_events: asyncio.Queue[Event] = asyncio.Queue()
 
     def start(self) -> asyncio.Task[None]:
@@ -114,6 +115,15 @@ class Hub:
     def page_counts(self) -> dict[str, int]:
         """Open participant sockets per user on this process (the admin's room view)."""
         return {user: len(conns) for user, conns in self.users.items() if conns}
+
+    def place_listeners(self) -> dict[str, list[Connection]]:
+        """Each user's sockets whose page asked for its place in the queue."""
+        out: dict[str, list[Connection]] = {}
+        for user, conns in self.users.items():
+            wanting = [c for c in conns.values() if c.extras]
+            if wanting:
+                out[user] = wanting
+        return out
 
     def connections(self, user: str) -> list[Connection]:
         return list(self.users.get(user, {}).values())

@@ -12,8 +12,8 @@ from fastapi.responses import JSONResponse
 
 from comfy_multi.comfy import jobview, userjobs
 from comfy_multi.comfy.access import Participant
-from comfy_multi.gateway.auth import PlatformDep
 from comfy_multi.queue.models import JobState
+from comfy_multi.services.auth import PlatformDep
 
 router = APIRouter()
 

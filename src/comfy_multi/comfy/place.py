@@ -21,16 +21,14 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 import orjson
 from redis.exceptions import RedisError
 
-from comfy_multi.gateway.platform import Platform
+from comfy_multi.services.platform import Platform
 from comfy_multi.store import keys
-
-if TYPE_CHECKING:
-    from comfy_multi.comfy.hub import Connection, Hub
 
 logger = logging.getLogger(__name__)
 
@@ -84,23 +82,27 @@ async def snapshot(platform: Platform, wanted: set[str]) -> dict[str, dict[str, 
     }
 
 
+class Listener(Protocol):
+    """A page socket that asked for its place (the hub's connection)."""
+
+    @property
+    def user(self) -> str: ...
+
+    def send(self, frame: str) -> None: ...
+
+
+Listeners = Callable[[], Mapping[str, Sequence[Listener]]]
+
+
 class PlaceTracker:
-    def __init__(self, platform: Platform, hub: Hub) -> None:
+    def __init__(self, platform: Platform, listeners: Listeners) -> None:
         self.platform = platform
-        self.hub = hub
+        self._listeners = listeners
         self._dirty = asyncio.Event()
         self._last: dict[str, str] = {}
 
     def poke(self) -> None:
         self._dirty.set()
-
-    def _listeners(self) -> dict[str, list[Connection]]:
-        out: dict[str, list[Connection]] = {}
-        for user, conns in self.hub.users.items():
-            wanting = [c for c in conns.values() if c.extras]
-            if wanting:
-                out[user] = wanting
-        return out
 
     async def run(self) -> None:
         while True:
@@ -127,7 +129,7 @@ class PlaceTracker:
                 for conn in listeners[user]:
                     conn.send(text)
 
-    async def greet(self, conn: Connection) -> None:
+    async def greet(self, conn: Listener) -> None:
         """A page that just asked gets its place and the standing broadcast at once."""
         data = (await snapshot(self.platform, {conn.user}))[conn.user]
         conn.send(orjson.dumps({"type": MESSAGE, "data": data}).decode())

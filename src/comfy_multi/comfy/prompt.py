@@ -18,8 +18,8 @@ from fastapi.responses import JSONResponse
 from comfy_multi.comfy import userjobs
 from comfy_multi.comfy.access import Participant
 from comfy_multi.errors import PromptInvalid, RequestError
-from comfy_multi.gateway.auth import PlatformDep
-from comfy_multi.submit import submit_checked
+from comfy_multi.services.auth import PlatformDep
+from comfy_multi.services.submit import submit_checked
 
 router = APIRouter()
 

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 from fastapi import Depends
 from starlette.requests import HTTPConnection
 
-from comfy_multi.comfy import object_info
 from comfy_multi.comfy.userdir import UserDirs
-from comfy_multi.gateway.platform import Platform, get_platform
+from comfy_multi.services import object_info
+from comfy_multi.services.platform import Platform, get_platform
 
 if TYPE_CHECKING:
     from comfy_multi.comfy.hub import Hub

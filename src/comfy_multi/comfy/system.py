@@ -17,8 +17,8 @@ from fastapi.responses import JSONResponse
 from comfy_multi import __version__
 from comfy_multi.comfy.access import Participant
 from comfy_multi.comfy.state import State
-from comfy_multi.gateway.auth import PlatformDep
-from comfy_multi.gateway.platform import Platform
+from comfy_multi.services.auth import PlatformDep
+from comfy_multi.services.platform import Platform
 from comfy_multi.settings import Settings
 from comfy_multi.store import keys
 

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from comfy_multi.comfy.jobview import STATUS, visible, workflow_id
-from comfy_multi.gateway.platform import Platform
 from comfy_multi.queue.models import Job, JobState
+from comfy_multi.services.platform import Platform
 from comfy_multi.store import keys
 
 _STATE = {v: k for k, v in STATUS.items()}

@@ -19,10 +19,10 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from redis.exceptions import RedisError
 
 from comfy_multi.comfy import userjobs
-from comfy_multi.comfy.access import same_origin, signed_in
 from comfy_multi.comfy.hub import Connection, Hub, message
 from comfy_multi.comfy.state import comfy_state
 from comfy_multi.comfy.system import feature_flags
+from comfy_multi.services.auth import same_origin, signed_in
 
 logger = logging.getLogger(__name__)
 

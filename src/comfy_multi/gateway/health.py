@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
 
-from comfy_multi.gateway.auth import PlatformDep
+from comfy_multi.services.auth import PlatformDep
 
 router = APIRouter(include_in_schema=False)
 

@@ -13,12 +13,12 @@ import orjson
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from comfy_multi.gateway.auth import AdminUser, CurrentUser, PlatformDep
 from comfy_multi.queue.jobs import check_class
 from comfy_multi.queue.models import Job, JobState, QueueMode
 from comfy_multi.queue.workers import WorkerInfo
+from comfy_multi.services.auth import AdminUser, CurrentUser, PlatformDep
+from comfy_multi.services.submit import submit_checked
 from comfy_multi.store import keys
-from comfy_multi.submit import submit_checked
 
 router = APIRouter(prefix="/api/v1", tags=["platform"])
 

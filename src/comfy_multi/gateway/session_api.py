@@ -8,8 +8,9 @@ from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
 
 from comfy_multi.errors import Unauthorized
-from comfy_multi.gateway.auth import SESSION_COOKIE, PlatformDep, get_auth
-from comfy_multi.users import User
+from comfy_multi.services.auth import SESSION_COOKIE, PlatformDep, get_auth
+from comfy_multi.services.pages import home_of, signin_used
+from comfy_multi.services.users import User
 
 router = APIRouter(tags=["session"])
 
@@ -31,10 +32,6 @@ def set_session(response: Response, request: Request, user: User) -> None:
         secure=request.url.scheme == "https",
         path="/",
     )
-
-
-def home_of(user: User) -> str:
-    return "/admin" if user.admin else f"/u/{user.name}/"
 
 
 @router.post("/api/v1/login")
@@ -60,8 +57,6 @@ async def signin_link(token: str, request: Request, platform: PlatformDep) -> Re
     try:
         user = await platform.users.redeem_signin_token(token)
     except Unauthorized:
-        from comfy_multi.gateway.pages import signin_used
-
         return HTMLResponse(signin_used(), status_code=410, headers={"Cache-Control": "no-store"})
     response = RedirectResponse(f"/u/{user.name}/", status_code=303)
     set_session(response, request, user)

@@ -15,9 +15,9 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from comfy_multi.errors import BadRequest, Conflict, NotFound, TooLarge, WorkerNotFound
-from comfy_multi.gateway.auth import PlatformDep, WorkerName
 from comfy_multi.queue.models import ClaimedJob
 from comfy_multi.queue.workers import Registration
+from comfy_multi.services.auth import PlatformDep, WorkerName
 from comfy_multi.store import keys
 
 logger = logging.getLogger(__name__)

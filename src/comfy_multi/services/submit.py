@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from comfy_multi.comfy.object_info import for_user
-from comfy_multi.comfy.validation import validate_prompt
 from comfy_multi.errors import Forbidden, NoWorkerYet, RequestError
-from comfy_multi.files import split_annotated
-from comfy_multi.gateway.platform import Platform
 from comfy_multi.queue.models import Job
-from comfy_multi.users import User
+from comfy_multi.services.files import split_annotated
+from comfy_multi.services.object_info import for_user
+from comfy_multi.services.platform import Platform
+from comfy_multi.services.users import User
+from comfy_multi.services.validation import validate_prompt
 
 
 def job_class(platform: Platform, user: User, requested: int | None) -> int:

@@ -13,9 +13,9 @@ from comfy_multi import __version__
 from comfy_multi.admin.routes import router as admin_router
 from comfy_multi.comfy.routes import router as comfy_router
 from comfy_multi.gateway import errors, health, pages, platform_api, session_api, worker_api
-from comfy_multi.gateway.auth import Authenticator
 from comfy_multi.gateway.limits import BodyLimit
-from comfy_multi.gateway.platform import open_platform
+from comfy_multi.services.auth import Authenticator
+from comfy_multi.services.platform import open_platform
 from comfy_multi.settings import Settings
 
 OBJECT_INFO_LIMIT = 128 * 1024 * 1024

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,18 +14,22 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.requests import HTTPConnection
 
-from comfy_multi.files import UserFiles
 from comfy_multi.queue.events import EventBus
 from comfy_multi.queue.jobs import JobQueue
 from comfy_multi.queue.views import QueueViews
 from comfy_multi.queue.workers import WorkerRegistry
+from comfy_multi.services.files import UserFiles
+from comfy_multi.services.users import UserStore
 from comfy_multi.settings import Settings
 from comfy_multi.store.connection import connect, redis_url
-from comfy_multi.users import UserStore
 
 logger = logging.getLogger(__name__)
 
 TASK_STOP_GRACE_S = 3.0
+
+
+def no_pages() -> dict[str, int]:
+    return {}
 
 
 @dataclass
@@ -41,6 +46,9 @@ class Platform:
     secret_key: str
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    # Participants' open ComfyUI pages per user on this process: the participant
+    # face installs its count when its websocket hub starts, the admin face reads it.
+    open_pages: Callable[[], dict[str, int]] = no_pages
 
     async def close(self) -> None:
         self.stopping.set()

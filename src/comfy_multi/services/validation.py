@@ -14,8 +14,8 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from comfy_multi.comfy.node_checks import Error, InputExists, Validator, error, type_name
 from comfy_multi.errors import PromptInvalid
+from comfy_multi.services.node_checks import Error, InputExists, Validator, error, type_name
 
 
 @dataclass

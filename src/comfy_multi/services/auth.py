@@ -12,14 +12,15 @@ import binascii
 import hashlib
 import time
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import HTTPConnection
 
-from comfy_multi.errors import Forbidden, Unauthorized, UserNotFound
-from comfy_multi.gateway.platform import Platform, get_platform
-from comfy_multi.users import User
+from comfy_multi.errors import Forbidden, NotFound, Unauthorized, UserNotFound
+from comfy_multi.services.platform import Platform, get_platform
+from comfy_multi.services.users import User
 
 SESSION_COOKIE = "cm_session"
 USER_CACHE_S = 2.0
@@ -109,6 +110,29 @@ class Authenticator:
 def get_auth(conn: HTTPConnection) -> Authenticator:
     auth: Authenticator = conn.app.state.auth
     return auth
+
+
+def same_origin(conn: HTTPConnection) -> bool:
+    """True when the request has no Origin (scripts, curl) or one naming this host."""
+    origin = conn.headers.get("origin")
+    if origin is None:
+        return True
+    host = urlsplit(origin).netloc.lower()
+    if not host:
+        return False  # "null" (sandboxed frames, file://) never counts as ours
+    allowed = {conn.headers.get("host", "").lower()}
+    public_url = get_platform(conn).settings.public_url
+    if public_url:
+        allowed.add(urlsplit(public_url).netloc.lower())
+    return host in allowed
+
+
+async def signed_in(conn: HTTPConnection) -> User | None:
+    """The caller, or None when signed out or their credentials are bad."""
+    try:
+        return await get_auth(conn).identify(conn)
+    except (Unauthorized, NotFound):  # a token of a removed user counts as signed out
+        return None
 
 
 async def current_user(conn: HTTPConnection) -> User:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from comfy_multi.comfy.object_info import upload_kind
+from comfy_multi.services.object_info import upload_kind
 
 Error = dict[str, Any]
 Verdict = tuple[bool, list[Error], str]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from comfy_multi.comfy import media
+from comfy_multi.services import media
 
 # option flags ComfyUI puts on a COMBO input that takes uploads, and which files it lists
 UPLOAD_FLAGS = {
