@@ -10,7 +10,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
-from comfy_multi.admin import tallies
+from comfy_multi.queue import tallies
 from tests.admin.helpers import FakeWorker, basic, submit
 from tests.conftest import Gateway, Person
 

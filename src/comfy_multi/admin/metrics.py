@@ -23,12 +23,11 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 from starlette.requests import Request
 
-from comfy_multi.admin import tallies
 from comfy_multi.admin.live import dashboards
 from comfy_multi.admin.snapshot import open_pages
+from comfy_multi.queue import room, tallies
 from comfy_multi.services.auth import PlatformDep
 from comfy_multi.services.platform import Platform
-from comfy_multi.store import keys
 
 router = APIRouter(include_in_schema=False)
 
@@ -56,12 +55,12 @@ async def read_values(
         workers[w.state] = workers.get(w.state, 0) + 1
     return RoomValues(
         depth=await platform.views.depth(),
-        running=int(await platform.redis.zcard(keys.RUNNING)),
+        running=await room.running_count(platform.redis),
         paused=(await platform.queue.config()).paused,
         workers=workers,
         sockets_admin=admin_sockets,
         sockets_participant=participant_sockets,
-        users=int(await platform.redis.scard(keys.USERS)),
+        users=await room.user_count(platform.redis),
         done=await tallies.read(platform.redis),
     )
 
@@ -87,7 +86,7 @@ class RoomCollector(Collector):
         depth = GaugeMetricFamily(
             "comfy_multi_queue_depth", "Jobs waiting, per priority class", labels=["class"]
         )
-        for cls in keys.CLASSES:
+        for cls in room.CLASSES:
             depth.add_metric([str(cls)], v.depth.get(cls, 0))
         yield depth
         yield GaugeMetricFamily(

@@ -21,9 +21,8 @@ from dataclasses import dataclass, field
 from redis.asyncio import Redis
 
 from comfy_multi.admin.snapshot import error_text
+from comfy_multi.queue import records
 from comfy_multi.queue.models import Job, JobState
-from comfy_multi.services.users import UserStore
-from comfy_multi.store import keys
 
 FIELDS = ("id", "user", "state", "cls", "seq", "queued_ms", "started_ms", "finished_ms")
 FIELDS_MORE = ("attempts", "worker", "error")
@@ -182,30 +181,13 @@ def summarize(jobs: Iterable[Job]) -> Report:
     )
 
 
-async def _job_ids(redis: Redis) -> set[str]:
-    """Every job still on record: finished (room-wide and per person), running, waiting."""
-    names = await UserStore(redis).list()
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.zrange(keys.FINISHED, 0, -1)
-        pipe.zrange(keys.RUNNING, 0, -1)
-        for cls in keys.CLASSES:
-            pipe.zrange(keys.pending_all(cls), 0, -1)
-        for u in names:
-            pipe.zrange(keys.user_history(u.name), 0, -1)
-        lists = await pipe.execute()
-    return {str(job_id) for ids in lists for job_id in ids}
-
-
 async def gather_jobs(redis: Redis, since_ms: int | None = None) -> list[Job]:
     """The jobs on record (queued at or after `since_ms`), without their prompts."""
-    ids = sorted(await _job_ids(redis))
+    ids = sorted(await records.all_job_ids(redis))
     names = [*FIELDS, *FIELDS_MORE]
     jobs = []
     for i in range(0, len(ids), READ_BATCH):
-        async with redis.pipeline(transaction=False) as pipe:
-            for job_id in ids[i : i + READ_BATCH]:
-                pipe.hmget(keys.job(job_id), names)
-            rows = await pipe.execute()
+        rows = await records.job_fields(redis, ids[i : i + READ_BATCH], names)
         for values in rows:
             h = {k: str(v) for k, v in zip(names, values, strict=True) if v is not None}
             if all(k in h for k in FIELDS[:5]):

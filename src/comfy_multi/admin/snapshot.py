@@ -14,8 +14,9 @@ import orjson
 from redis.asyncio import Redis
 from starlette.requests import HTTPConnection
 
+from comfy_multi.queue import records
+from comfy_multi.queue import room as room_reads
 from comfy_multi.services.platform import Platform, get_platform
-from comfy_multi.store import keys
 
 RECENT_FINISHED = 50  # finished jobs the dashboard lists
 ACTIVE_WINDOW_S = 600  # a user counts as "active now" after a job event this recent
@@ -115,10 +116,7 @@ def progress_of(data: Mapping[str, Any]) -> dict[str, Any]:
 async def job_rows(redis: Redis, job_ids: list[str]) -> dict[str, JobRow]:
     if not job_ids:
         return {}
-    async with redis.pipeline(transaction=False) as pipe:
-        for job_id in job_ids:
-            pipe.hmget(keys.job(job_id), list(ROW_FIELDS))
-        results = await pipe.execute()
+    results = await records.job_fields(redis, job_ids, ROW_FIELDS)
     rows: dict[str, JobRow] = {}
     for values in results:
         row = job_row(dict(zip(ROW_FIELDS, values, strict=True)))
@@ -128,12 +126,12 @@ async def job_rows(redis: Redis, job_ids: list[str]) -> dict[str, JobRow]:
 
 
 async def finished_ids(redis: Redis) -> list[str]:
-    return [str(x) for x in await redis.zrevrange(keys.FINISHED, 0, RECENT_FINISHED - 1)]
+    return await records.finished_ids(redis, RECENT_FINISHED)
 
 
 async def config(platform: Platform) -> dict[str, Any]:
     cfg = await platform.queue.config()
-    broadcast = await platform.redis.hget(keys.CONFIG, "broadcast")
+    broadcast = await room_reads.broadcast(platform.redis)
     return {**cfg.model_dump(mode="json"), "broadcast": broadcast or ""}
 
 
@@ -152,42 +150,20 @@ async def room(platform: Platform, pages: PageCounts) -> dict[str, Any]:
     users = await platform.users.list()
     open_now = pages()
     caps = await platform.queue.user_caps()
-    redis = platform.redis
-    async with redis.pipeline(transaction=False) as pipe:
-        for u in users:
-            pipe.zcard(keys.user_pending(u.name))
-            pipe.zrevrange(keys.user_pending(u.name), 0, 0)
-            pipe.zrevrange(keys.user_running(u.name), 0, 0, withscores=True)
-            pipe.zcard(keys.user_running(u.name))
-            pipe.zrevrange(keys.user_history(u.name), 0, 0, withscores=True)
-            pipe.zcard(keys.user_history(u.name))
-        flat = await pipe.execute()
-    per_user = [flat[i : i + 6] for i in range(0, len(flat), 6)]
-    async with redis.pipeline(transaction=False) as pipe:
-        for row in per_user:
-            # echo keeps one answer per user when they have nothing pending
-            if row[1]:
-                pipe.hget(keys.job(row[1][0]), "queued_ms")
-            else:
-                pipe.echo("")
-        queued = await pipe.execute()
     out = []
-    for u, row, newest_queued in zip(users, per_user, queued, strict=True):
-        pending, _, running_top, running, history_top, finished = row
-        times = [_int(newest_queued)]
-        times += [int(score) for _, score in running_top]
-        times += [int(score) for _, score in history_top]
-        last = max((t for t in times if t), default=None)
+    for u, seen in zip(
+        users, await room_reads.activity(platform.redis, [u.name for u in users]), strict=True
+    ):
         out.append(
             {
                 "name": u.name,
                 "admin": u.admin,
                 "cap": caps.get(u.name),
-                "pending": int(pending),
-                "running": int(running),
-                "finished": int(finished),
+                "pending": seen.pending,
+                "running": seen.running,
+                "finished": seen.finished,
                 "pages": open_now.get(u.name, 0),
-                "last_active_ms": last,
+                "last_active_ms": seen.last_active_ms,
             }
         )
     return {"users": out, "active_window_s": ACTIVE_WINDOW_S}

@@ -27,28 +27,14 @@ from typing import Any, Protocol
 import orjson
 from redis.exceptions import RedisError
 
+from comfy_multi.queue import records, room
 from comfy_multi.services.platform import Platform
-from comfy_multi.store import keys
 
 logger = logging.getLogger(__name__)
 
 COALESCE_S = 2.0  # at most this often per process: every change moves everyone's place
-OWNER_SLICE = 64
 REFRESH_S = 10.0  # also without events: workers come and go silently
 MESSAGE = "comfy_multi.queue"
-
-
-async def _owners(platform: Platform, job_ids: list[str]) -> list[str | None]:
-    """The user of each job, read in slices so that a long queue never holds
-    the event loop (and the events it relays) for long."""
-    owners: list[str | None] = []
-    for start in range(0, len(job_ids), OWNER_SLICE):
-        async with platform.redis.pipeline(transaction=False) as pipe:
-            for job_id in job_ids[start : start + OWNER_SLICE]:
-                pipe.hget(keys.job(job_id), "user")
-            owners.extend(await pipe.execute())
-        await asyncio.sleep(0)
-    return owners
 
 
 async def snapshot(platform: Platform, wanted: set[str]) -> dict[str, dict[str, Any]]:
@@ -56,7 +42,7 @@ async def snapshot(platform: Platform, wanted: set[str]) -> dict[str, dict[str, 
     workers = await platform.workers.online_count()
     places = await platform.views.places_of(sorted(wanted), workers=workers)
     depth = await platform.views.depth()
-    running = Counter(await _owners(platform, await platform.views.running_ids()))
+    running = Counter(await records.job_owners(platform.redis, await platform.views.running_ids()))
     known = await platform.workers.any_registered()
     paused = (await platform.queue.config()).paused
     mine: dict[str, list[dict[str, Any]]] = {
@@ -133,7 +119,7 @@ class PlaceTracker:
         """A page that just asked gets its place and the standing broadcast at once."""
         data = (await snapshot(self.platform, {conn.user}))[conn.user]
         conn.send(orjson.dumps({"type": MESSAGE, "data": data}).decode())
-        standing = await self.platform.redis.hget(keys.CONFIG, "broadcast")
+        standing = await room.broadcast(self.platform.redis)
         if standing:
             conn.send(
                 orjson.dumps(

@@ -17,10 +17,10 @@ from fastapi.responses import JSONResponse
 from comfy_multi import __version__
 from comfy_multi.comfy.access import Participant
 from comfy_multi.comfy.state import State
+from comfy_multi.queue import room
 from comfy_multi.services.auth import PlatformDep
 from comfy_multi.services.platform import Platform
 from comfy_multi.settings import Settings
-from comfy_multi.store import keys
 
 router = APIRouter()
 internal = APIRouter()
@@ -120,7 +120,7 @@ async def _models(platform: Platform) -> dict[str, list[str]]:
     """Model files per folder, the union over every registered worker."""
     merged: dict[str, set[str]] = {}
     for worker in await platform.workers.list():
-        raw = await platform.redis.hget(keys.worker(worker.worker_id), "models")
+        raw = await room.worker_models(platform.redis, worker.worker_id)
         for folder, names in (orjson.loads(raw) if raw else {}).items():
             if isinstance(names, list):
                 merged.setdefault(str(folder), set()).update(str(n) for n in names)

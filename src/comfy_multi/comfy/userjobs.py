@@ -7,9 +7,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from comfy_multi.comfy.jobview import STATUS, visible, workflow_id
+from comfy_multi.queue import records, room
 from comfy_multi.queue.models import Job, JobState
 from comfy_multi.services.platform import Platform
-from comfy_multi.store import keys
 
 _STATE = {v: k for k, v in STATUS.items()}
 
@@ -34,10 +34,8 @@ def _int(value: str | None) -> int | None:
 
 
 async def rows(platform: Platform, job_ids: list[str]) -> list[Row]:
-    async with platform.redis.pipeline(transaction=False) as pipe:
-        for job_id in job_ids:
-            pipe.hmget(keys.job(job_id), ["state", "queued_ms", "started_ms", "finished_ms"])
-        found = await pipe.execute()
+    fields = ["state", "queued_ms", "started_ms", "finished_ms"]
+    found = await records.job_fields(platform.redis, job_ids, fields)
     out = []
     for job_id, (state, queued, started, finished) in zip(job_ids, found, strict=True):
         if state is None or state not in _STATE.values():
@@ -57,11 +55,7 @@ async def ids(platform: Platform, user: str) -> tuple[list[str], list[str], list
 
 async def remaining(platform: Platform, user: str) -> int:
     """ComfyUI's queue_remaining for one participant: waiting plus running."""
-    async with platform.redis.pipeline(transaction=False) as pipe:
-        pipe.zcard(keys.user_pending(user))
-        pipe.zcard(keys.user_running(user))
-        pending, running = await pipe.execute()
-    return int(pending) + int(running)
+    return await room.remaining(platform.redis, user)
 
 
 async def listing(
@@ -111,12 +105,7 @@ async def owned(platform: Platform, user: str, job_id: str) -> Job | None:
 async def forget(platform: Platform, user: str, job_ids: list[str] | None) -> int:
     """Take finished jobs out of the participant's history (all when None).
     The records stay for the instructor's report until they expire."""
-    key = keys.user_history(user)
-    if job_ids is None:
-        return int(await platform.redis.delete(key))
-    if not job_ids:
-        return 0
-    return int(await platform.redis.zrem(key, *job_ids))
+    return await records.forget_history(platform.redis, user, job_ids)
 
 
 async def cancel(

@@ -13,12 +13,12 @@ import orjson
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from comfy_multi.queue import records, room
 from comfy_multi.queue.jobs import check_class
 from comfy_multi.queue.models import Job, JobState, QueueMode
 from comfy_multi.queue.workers import WorkerInfo
 from comfy_multi.services.auth import AdminUser, CurrentUser, PlatformDep
 from comfy_multi.services.submit import submit_checked
-from comfy_multi.store import keys
 
 router = APIRouter(prefix="/api/v1", tags=["platform"])
 
@@ -124,7 +124,7 @@ async def _ids(platform: PlatformDep, user: str | None, state: JobState | None) 
     else:
         pending = await platform.views.dispatch_order()
         running = await platform.views.running_ids()
-        finished = [str(x) for x in await platform.redis.zrevrange(keys.FINISHED, 0, -1)]
+        finished = await records.finished_ids(platform.redis)
     if state is None:
         return running + pending + finished
     if state == JobState.PENDING:
@@ -272,7 +272,7 @@ async def set_default_cap(body: CapChange, _: AdminUser, platform: PlatformDep) 
 @router.post("/broadcast", status_code=204)
 async def broadcast(body: Broadcast, _: AdminUser, platform: PlatformDep) -> Response:
     """A message shown on every participant's page (empty clears it)."""
-    await platform.redis.hset(keys.CONFIG, "broadcast", body.message)
+    await room.set_broadcast(platform.redis, body.message)
     await platform.bus.publish({"event": "broadcast", "message": body.message})
     return Response(status_code=204)
 

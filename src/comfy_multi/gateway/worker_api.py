@@ -15,10 +15,10 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from comfy_multi.errors import BadRequest, Conflict, NotFound, TooLarge, WorkerNotFound
+from comfy_multi.queue import records
 from comfy_multi.queue.models import ClaimedJob
 from comfy_multi.queue.workers import Registration
 from comfy_multi.services.auth import PlatformDep, WorkerName
-from comfy_multi.store import keys
 
 logger = logging.getLogger(__name__)
 
@@ -245,8 +245,7 @@ async def put_output(
 async def complete(
     job_id: str, body: Completion, token: LeaseToken, _: WorkerName, platform: PlatformDep
 ) -> Response:
-    # only the start time is needed, not the whole record with its prompt
-    started_ms = await platform.redis.hget(keys.job(job_id), "started_ms")
+    started_ms = await records.started_ms(platform.redis, job_id)
     await platform.queue.complete(job_id, token, body.outputs, body.meta)
     if started_ms:
         await platform.views.record_run_time(time.time() * 1000 - float(started_ms))
