@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from comfy_multi.errors import AlreadyExists, BadRequest, Unauthorized, UserNotFound
-from comfy_multi.store import keys
+from comfy_multi.store.accounts import AccountRecords
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ def new_password() -> str:
 class UserStore:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+        self.records = AccountRecords(redis)
 
     async def add(self, name: str, password: str | None = None, *, admin: bool = False) -> str:
         """Create a user; returns the password (generated when not given)."""
@@ -65,24 +66,19 @@ class UserStore:
         if len(password) < MIN_PASSWORD:
             raise BadRequest(f"a password needs at least {MIN_PASSWORD} characters")
         hashed = await anyio.to_thread.run_sync(_hasher.hash, password)
-        created = await self.redis.hsetnx(keys.user(name), "name", name)
-        if not created:
+        fields = {
+            "pw": hashed,
+            "admin": "1" if admin else "0",
+            "created_ms": int(time.time() * 1000),
+            "epoch": 0,
+        }
+        if not await self.records.create(name, fields):
             raise AlreadyExists(f"user {name!r} already exists")
-        await self.redis.hset(
-            keys.user(name),
-            mapping={
-                "pw": hashed,
-                "admin": "1" if admin else "0",
-                "created_ms": int(time.time() * 1000),
-                "epoch": 0,
-            },
-        )
-        await self.redis.sadd(keys.USERS, name)
         logger.info("user %s added%s", name, " (admin)" if admin else "")
         return password
 
     async def get(self, name: str) -> User:
-        h = {str(k): str(v) for k, v in (await self.redis.hgetall(keys.user(name))).items()}
+        h = await self.records.fields(name)
         if not h or "pw" not in h:
             raise UserNotFound(name)
         return User(
@@ -93,7 +89,7 @@ class UserStore:
         )
 
     async def list(self) -> list[User]:
-        names = sorted(str(n) for n in await self.redis.smembers(keys.USERS))
+        names = await self.records.names()
         users = []
         for name in names:
             try:
@@ -104,8 +100,7 @@ class UserStore:
 
     async def remove(self, name: str) -> None:
         await self.get(name)
-        await self.redis.delete(keys.user(name))
-        await self.redis.srem(keys.USERS, name)
+        await self.records.delete(name)
         logger.info("user %s removed", name)
 
     async def set_password(self, name: str, password: str | None = None) -> str:
@@ -114,14 +109,13 @@ class UserStore:
         if len(password) < MIN_PASSWORD:
             raise BadRequest(f"a password needs at least {MIN_PASSWORD} characters")
         hashed = await anyio.to_thread.run_sync(_hasher.hash, password)
-        await self.redis.hset(keys.user(name), "pw", hashed)
-        await self.redis.hincrby(keys.user(name), "epoch", 1)
+        await self.records.replace_password_hash(name, hashed)
         logger.info("password of %s reset", name)
         return password
 
     async def verify_password(self, name: str, password: str) -> User:
         """Costs one argon2 verification; callers cache the result."""
-        hashed = await self.redis.hget(keys.user(name), "pw") if NAME_RE.match(name) else None
+        hashed = await self.records.password_hash(name) if NAME_RE.match(name) else None
         if not hashed:
             raise Unauthorized("wrong name or password")
         try:
@@ -135,11 +129,11 @@ class UserStore:
     async def create_api_token(self, name: str) -> str:
         await self.get(name)
         token = "cmu_" + secrets.token_urlsafe(24)
-        await self.redis.set(keys.api_token(digest(token)), name)
+        await self.records.add_api_token(digest(token), name)
         return token
 
     async def user_for_api_token(self, token: str) -> User:
-        name = await self.redis.get(keys.api_token(digest(token)))
+        name = await self.records.api_token_user(digest(token))
         if not name:
             raise Unauthorized("unknown or revoked API token")
         return await self.get(str(name))
@@ -147,11 +141,11 @@ class UserStore:
     async def create_signin_token(self, name: str, ttl_s: int = SIGNIN_TTL_S) -> str:
         await self.get(name)
         token = secrets.token_urlsafe(18)
-        await self.redis.set(keys.signin_token(digest(token)), name, ex=ttl_s)
+        await self.records.add_signin_token(digest(token), name, ttl_s)
         return token
 
     async def redeem_signin_token(self, token: str) -> User:
-        name = await self.redis.getdel(keys.signin_token(digest(token)))
+        name = await self.records.take_signin_token(digest(token))
         if not name:
             raise Unauthorized(
                 "this sign-in link was already used or has expired; ask for a new one"
@@ -163,19 +157,19 @@ class UserStore:
     async def create_worker_token(self, name: str) -> str:
         check_name(name)
         token = "cmw_" + secrets.token_urlsafe(32)
-        await self.redis.hset(keys.WORKER_TOKENS, name, digest(token))
+        await self.records.set_worker_token(name, digest(token))
         logger.info("worker token %s created", name)
         return token
 
     async def worker_for_token(self, token: str) -> str:
         wanted = digest(token)
-        for name, stored in (await self.redis.hgetall(keys.WORKER_TOKENS)).items():
+        for name, stored in (await self.records.worker_token_digests()).items():
             if secrets.compare_digest(str(stored), wanted):
                 return str(name)
         raise Unauthorized("unknown or revoked worker token")
 
     async def worker_token_names(self) -> builtins.list[str]:
-        return sorted(str(k) for k in await self.redis.hkeys(keys.WORKER_TOKENS))
+        return await self.records.worker_token_names()
 
     async def revoke_worker_token(self, name: str) -> bool:
-        return bool(await self.redis.hdel(keys.WORKER_TOKENS, name))
+        return await self.records.delete_worker_token(name)
