@@ -1,4 +1,7 @@
-"""The gateway: one ASGI app for participants, the instructor, workers and scripts."""
+"""The gateway: one ASGI app for participants, the instructor, workers and scripts.
+
+The composition root: the only module that mounts the three faces (gateway,
+comfy, admin) together; none of them imports another."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""Redis: connection, the embedded server, key names and Lua scripts."""
+"""Redis: connection, the embedded server, key names, Lua scripts, account records."""
