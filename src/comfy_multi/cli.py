@@ -20,6 +20,7 @@ from rich.table import Table
 
 from comfy_multi import logs
 from comfy_multi.errors import ComfyMultiError, ConfigError, RequestError
+from comfy_multi.gpuhost.cli import models_app
 from comfy_multi.services.users import UserStore
 from comfy_multi.settings import Settings, load_settings
 from comfy_multi.store.connection import connect
@@ -38,6 +39,7 @@ token_app = typer.Typer(help="Tokens that let GPU workers join.", no_args_is_hel
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="worker-token")
 app.command("worker")(worker_command)
+app.add_typer(models_app, name="models")
 
 console = Console()
 err = Console(stderr=True)
