@@ -20,7 +20,7 @@ from rich.table import Table
 
 from comfy_multi import logs
 from comfy_multi.errors import ComfyMultiError, ConfigError, RequestError
-from comfy_multi.gpuhost.cli import models_app
+from comfy_multi.gpuhost.cli import gpu_host_app, models_app
 from comfy_multi.services.users import UserStore
 from comfy_multi.settings import Settings, load_settings
 from comfy_multi.store.connection import connect
@@ -40,6 +40,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="worker-token")
 app.command("worker")(worker_command)
 app.add_typer(models_app, name="models")
+app.add_typer(gpu_host_app, name="gpu-host")
 
 console = Console()
 err = Console(stderr=True)

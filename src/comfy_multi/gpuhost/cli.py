@@ -116,3 +116,120 @@ def sync_command(
         err.print(f"[bold red]{len(bad)} of {len(results)} files are not right:[/] {names}")
         raise typer.Exit(1)
     console.print(f"[green]All {len(results)} model files are in place and verified.[/]")
+
+
+gpu_host_app = typer.Typer(
+    help="A GPU host: the workshop's ComfyUI, custom nodes and models, and its workers.",
+    no_args_is_help=True,
+)
+HostDirOpt = Annotated[
+    Path,
+    typer.Option(
+        "--dir", help="The GPU host's folder (ComfyUI, venv, units, logs).", file_okay=False
+    ),
+]
+DEFAULT_HOST_DIR = Path("comfy-gpu-host")
+
+
+@gpu_host_app.command("setup")
+def setup_command(
+    manifest: ManifestOpt,
+    folder: HostDirOpt = DEFAULT_HOST_DIR,
+    comfyui_source: Annotated[
+        Path | None,
+        typer.Option(
+            "--comfyui-source",
+            help="A local ComfyUI source archive (.tar.gz) or "
+            "folder, instead of a git checkout of the manifest's version.",
+        ),
+    ] = None,
+    venv: Annotated[
+        Path | None,
+        typer.Option(
+            "--venv",
+            help="Use this existing virtualenv for ComfyUI (default: DIR/venv, made here).",
+        ),
+    ] = None,
+    gpus: Annotated[
+        int | None,
+        typer.Option("--gpus", min=1, max=64, help="GPUs to serve (default: nvidia-smi's count)."),
+    ] = None,
+    parallel: Annotated[int, typer.Option("--parallel", min=1, max=16)] = 3,
+) -> None:
+    """Install the manifest's ComfyUI, custom nodes and models; write service units."""
+    from comfy_multi.gpuhost.setup import setup_host
+
+    spec = read_manifest(manifest)
+    say = console.print
+    try:
+        layout = setup_host(
+            spec, folder.resolve(), comfyui_source=comfyui_source, venv=venv, gpus=gpus, say=say
+        )
+    except ConfigError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(1) from None
+    if spec.models:
+        with _progress() as progress:
+            bars = _Bars(progress, spec.models, "syncing")
+            results = sync_models(
+                spec.models, layout.models_dir, parallel=parallel, progress=bars.advance
+            )
+        console.print(_summary(results))
+        bad = [r for r in results if not r.ok]
+        if bad:
+            err.print(f"[bold red]{len(bad)} model files are not right;[/] run setup again")
+            raise typer.Exit(1)
+    console.print(
+        f"[green]Ready:[/] ComfyUI in {layout.comfyui_dir}, {layout.gpus} GPU(s), "
+        f"units in {folder / 'systemd'}.\n"
+        f"Start now:  comfy-multi gpu-host up --dir {folder} --gateway URL --token TOKEN\n"
+        f"Or install the units: put the gateway URL and token in {folder / 'worker.env'}, then\n"
+        f"  cp {folder / 'systemd'}/*.service /etc/systemd/system/ && systemctl daemon-reload\n"
+        f"  systemctl enable --now 'comfy-multi-*-gpu*.service'"
+    )
+
+
+@gpu_host_app.command("up")
+def up_command(
+    gateway: Annotated[
+        str, typer.Option("--gateway", envvar="COMFY_MULTI_GATEWAY_URL", help="Gateway URL.")
+    ],
+    token: Annotated[
+        str,
+        typer.Option(
+            "--token",
+            envvar="COMFY_MULTI_WORKER_TOKEN",
+            help="Worker token (prefer the environment variable).",
+        ),
+    ],
+    folder: HostDirOpt = DEFAULT_HOST_DIR,
+    comfyui_arg: Annotated[
+        list[str] | None,
+        typer.Option("--comfyui-arg", help="Extra argument for ComfyUI (repeat), e.g. --cpu."),
+    ] = None,
+) -> None:
+    """Start ComfyUI and a worker per GPU and keep them running (no systemd needed)."""
+    from comfy_multi import logs
+    from comfy_multi.gpuhost.setup import Layout
+    from comfy_multi.gpuhost.supervise import Supervisor, plan
+
+    if not gateway.startswith(("http://", "https://")):
+        err.print(f"[bold red]error:[/] --gateway must be an http(s) URL, got {gateway!r}")
+        raise typer.Exit(2)
+    try:
+        layout = Layout.load(folder.resolve())
+    except ConfigError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    logs.configure("info")
+    children = plan(
+        layout,
+        gateway=gateway.rstrip("/"),
+        token=token,
+        comfyui_args=comfyui_arg or [],
+        logs_dir=folder.resolve() / "logs",
+    )
+    console.print(
+        f"Starting {layout.gpus} ComfyUI + worker pair(s); ComfyUI logs in {folder / 'logs'}"
+    )
+    raise typer.Exit(Supervisor(children).run())

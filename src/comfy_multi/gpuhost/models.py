@@ -127,6 +127,7 @@ def sync_one(
 ) -> Result:
     """Make one model file right: keep it if verified, else download or resume."""
     final, part, note = _paths(models_dir, model)
+
     def report(n: int) -> None:
         if progress:
             progress(model, n)
