@@ -73,11 +73,21 @@ def _replace(text: str, old: str, new: str) -> str:
     return text.replace(old, new)
 
 
-def start_nginx(work: Path, upstream_port: int, host: str = "127.0.0.1") -> Proxy:
+def start_nginx(
+    work: Path,
+    upstream_port: int,
+    host: str = "127.0.0.1",
+    *,
+    also: tuple[str, ...] = (),
+    prefix: tuple[str, ...] = (),
+) -> Proxy:
+    """nginx for clients at `host` (and the `also` addresses), run under `prefix`
+    (e.g. `ip netns exec app`)."""
     nginx = _need("nginx")
     work.mkdir(parents=True, exist_ok=True)
     ca = trustme.CA()
-    cert = ca.issue_cert(host, "localhost")
+    cert = ca.issue_cert(host, *also, "localhost")
+    listen = "0.0.0.0" if also else host
     cert.cert_chain_pems[0].write_to_path(str(work / "fullchain.pem"))
     for pem in cert.cert_chain_pems[1:]:
         pem.write_to_path(str(work / "fullchain.pem"), append=True)
@@ -86,9 +96,9 @@ def start_nginx(work: Path, upstream_port: int, host: str = "127.0.0.1") -> Prox
     https_port, http_port = free_port(), free_port()
 
     site = (ROOT / "deploy" / "nginx.conf").read_text()
-    site = _replace(site, "listen 80;", f"listen {host}:{http_port};")
+    site = _replace(site, "listen 80;", f"listen {listen}:{http_port};")
     site = _replace(site, "listen [::]:80;", "")
-    site = _replace(site, "listen 443 ssl http2;", f"listen {host}:{https_port} ssl http2;")
+    site = _replace(site, "listen 443 ssl http2;", f"listen {listen}:{https_port} ssl http2;")
     site = _replace(site, "listen [::]:443 ssl http2;", "")
     site = _replace(
         site,
@@ -121,7 +131,7 @@ http {{
     log = work / "nginx.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [nginx, "-c", str(work / "nginx.conf"), "-p", str(work)],
+            [*prefix, nginx, "-c", str(work / "nginx.conf"), "-p", str(work)],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
