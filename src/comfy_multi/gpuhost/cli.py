@@ -154,6 +154,17 @@ def setup_command(
         int | None,
         typer.Option("--gpus", min=1, max=64, help="GPUs to serve (default: nvidia-smi's count)."),
     ] = None,
+    models_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--models-dir",
+            file_okay=False,
+            help="Keep models here (a volume) and link ComfyUI's models/ to it.",
+        ),
+    ] = None,
+    skip_models: Annotated[
+        bool, typer.Option("--skip-models", help="Install everything but the models.")
+    ] = False,
     parallel: Annotated[int, typer.Option("--parallel", min=1, max=16)] = 3,
 ) -> None:
     """Install the manifest's ComfyUI, custom nodes and models; write service units."""
@@ -163,12 +174,18 @@ def setup_command(
     say = console.print
     try:
         layout = setup_host(
-            spec, folder.resolve(), comfyui_source=comfyui_source, venv=venv, gpus=gpus, say=say
+            spec,
+            folder.resolve(),
+            comfyui_source=comfyui_source,
+            venv=venv,
+            gpus=gpus,
+            say=say,
+            models_dir=models_dir,
         )
     except ConfigError as exc:
         err.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(1) from None
-    if spec.models:
+    if spec.models and not skip_models:
         with _progress() as progress:
             bars = _Bars(progress, spec.models, "syncing")
             results = sync_models(

@@ -328,6 +328,25 @@ def write_units(folder: Path, layout: Layout) -> list[Path]:
     return written
 
 
+def link_models_dir(comfyui: Path, models_dir: Path, say: Say) -> None:
+    """Make ComfyUI/models the given folder (a volume, a shared disk), keeping
+    ComfyUI's own placeholder files there."""
+    inside = comfyui / "models"
+    if inside.is_symlink() and inside.resolve() == models_dir.resolve():
+        return
+    models_dir.mkdir(parents=True, exist_ok=True)
+    if inside.is_dir() and not inside.is_symlink():
+        for entry in inside.iterdir():
+            target = models_dir / entry.name
+            if not target.exists():
+                shutil.move(str(entry), str(target))
+        shutil.rmtree(inside)
+    elif inside.is_symlink():
+        inside.unlink()
+    inside.symlink_to(models_dir.resolve(), target_is_directory=True)
+    say(f"ComfyUI's models/ is {models_dir}")
+
+
 def setup_host(
     manifest: Manifest,
     folder: Path,
@@ -336,10 +355,13 @@ def setup_host(
     venv: Path | None,
     gpus: int | None,
     say: Say,
+    models_dir: Path | None = None,
 ) -> Layout:
     """Everything but the models, which the caller syncs with its progress bars."""
     folder.mkdir(parents=True, exist_ok=True)
     comfyui = install_comfyui(manifest, folder, comfyui_source, say)
+    if models_dir is not None:
+        link_models_dir(comfyui, models_dir, say)
     nodes = install_custom_nodes(manifest, comfyui, say)
     python = ensure_venv(folder, venv, say)
     install_requirements(
