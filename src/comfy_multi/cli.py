@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from comfy_multi import logs
+from comfy_multi.backup_cli import backup_command, restore_command
 from comfy_multi.errors import ComfyMultiError, ConfigError, RequestError
 from comfy_multi.gpuhost.cli import gpu_host_app, models_app
 from comfy_multi.services.users import UserStore
@@ -41,6 +42,8 @@ app.add_typer(token_app, name="worker-token")
 app.command("worker")(worker_command)
 app.add_typer(models_app, name="models")
 app.add_typer(gpu_host_app, name="gpu-host")
+app.command("backup")(backup_command)
+app.command("restore")(restore_command)
 
 console = Console()
 err = Console(stderr=True)
