@@ -13,8 +13,8 @@ import typer
 from redis.exceptions import RedisError
 from rich.console import Console
 
-from comfy_multi.backup import restore_backup, write_backup
 from comfy_multi.errors import ConfigError
+from comfy_multi.services.backup import restore_backup, write_backup
 from comfy_multi.settings import Settings, load_settings
 from comfy_multi.store.connection import connect
 from comfy_multi.store.embedded import EmbeddedRedis

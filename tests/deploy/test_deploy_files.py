@@ -91,10 +91,13 @@ def test_shipped_manifest_parses_and_names_real_files(manifest: Path) -> None:
     spec = load_manifest(manifest)
     assert isinstance(spec, Manifest)
     assert spec.models, "a workshop manifest names its models"
+    for node in spec.custom_nodes:
+        assert node.rev is None or len(node.rev) == 40, f"{node.folder}: pin a full commit"
     for model in spec.models:
-        assert model.size, f"{model.target}: a size lets sync show progress and catch truncation"
+        if model.sha256 is not None:
+            assert model.size, f"{model.target}: a verified file states its size too"
     for workflow in spec.workflows:
-        assert (manifest.parent / workflow).is_file(), workflow
+        assert (manifest.parent / workflow).is_file(), f"{manifest.name} names {workflow}"
 
 
 def test_modal_worker_compiles(tmp_path: Path) -> None:

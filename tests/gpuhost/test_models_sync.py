@@ -158,3 +158,30 @@ def test_a_bad_manifest_is_one_clear_line(tmp_path: Path, model_server: ModelSer
     assert result.returncode == 2
     assert "unsafe part '..'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_model_without_a_checksum_is_fetched_and_reported_unverified(
+    model_server: ModelServer, tmp_path: Path
+) -> None:
+    digest = model_server.add("new.safetensors", BIG)
+    manifest = write_manifest(
+        tmp_path / "m.toml",
+        [
+            {
+                "url": f"{model_server.url}/new.safetensors",
+                "file": "new.safetensors",
+                "folder": "loras",
+                "size": len(BIG),
+            },
+        ],
+    )
+    models = tmp_path / "models"
+    first = sync(model_server, manifest, models)
+    assert first.returncode == 0, first.stderr
+    assert "unverified" in first.stdout
+    assert digest in first.stdout.replace("\n", "")  # the checksum to pin in the manifest
+    assert (models / "loras/new.safetensors").read_bytes() == BIG
+    again = sync(model_server, manifest, models)
+    assert again.returncode == 0
+    assert "unverified" in again.stdout
+    assert len(model_server.log) == 1  # not downloaded twice

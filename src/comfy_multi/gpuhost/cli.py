@@ -21,7 +21,7 @@ from rich.table import Table
 
 from comfy_multi.errors import ConfigError
 from comfy_multi.gpuhost.manifest import Manifest, ModelFile, load_manifest
-from comfy_multi.gpuhost.models import Result, sync_models
+from comfy_multi.gpuhost.models import Outcome, Result, sync_models
 
 models_app = typer.Typer(help="A GPU host's model files.", no_args_is_help=True)
 console = Console()
@@ -80,7 +80,7 @@ def _summary(results: list[Result]) -> Table:
     table.add_column("state")
     table.add_column("detail", overflow="fold")
     for r in results:
-        colour = "green" if r.ok else "red"
+        colour = "yellow" if r.outcome == Outcome.UNVERIFIED else "green" if r.ok else "red"
         table.add_row(r.model.target, f"[{colour}]{r.outcome.value}[/]", r.detail)
     return table
 

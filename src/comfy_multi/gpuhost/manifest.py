@@ -105,7 +105,8 @@ class ModelFile(_Strict):
     file: str
     #: folder under ComfyUI's models/ (checkpoints, loras, text_encoders, ...)
     folder: str
-    sha256: Sha256
+    #: without it the file is only checked for its size (and reported unverified)
+    sha256: Sha256 | None = None
     size: int | None = Field(default=None, gt=0)
     #: file name in the folder (default: the last part of `file`)
     name: str | None = None

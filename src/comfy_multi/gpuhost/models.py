@@ -41,6 +41,7 @@ Progress = Callable[[ModelFile, int], None]
 class Outcome(StrEnum):
     OK = "ok"  #: already in place and verified
     DOWNLOADED = "downloaded"  #: fetched (or resumed) and verified
+    UNVERIFIED = "unverified"  #: in place, but the manifest names no sha-256 to check
     MISSING = "missing"  #: --check: not there
     FAILED = "failed"  #: download error or wrong checksum
 
@@ -53,7 +54,7 @@ class Result:
 
     @property
     def ok(self) -> bool:
-        return self.outcome in (Outcome.OK, Outcome.DOWNLOADED)
+        return self.outcome in (Outcome.OK, Outcome.DOWNLOADED, Outcome.UNVERIFIED)
 
 
 def source_url(model: ModelFile) -> tuple[str, dict[str, str]]:
@@ -114,12 +115,21 @@ def verify(models_dir: Path, model: ModelFile, progress: Progress | None = None)
     if model.size is not None and size != model.size:
         return Result(model, Outcome.FAILED, f"size {size:,} bytes, expected {model.size:,}")
     digest = _hash_file(final, (lambda n: progress(model, n)) if progress else None)
+    if model.sha256 is None:
+        _write_note(final, note, model)
+        return _unverified(model, digest)
     if digest != model.sha256:
         return Result(
             model, Outcome.FAILED, f"sha256 {digest[:12]}…, expected {model.sha256[:12]}…"
         )
     _write_note(final, note, model)
     return Result(model, Outcome.OK)
+
+
+def _unverified(model: ModelFile, digest: str) -> Result:
+    return Result(
+        model, Outcome.UNVERIFIED, f'sha256 = "{digest}" (add it to the manifest to verify)'
+    )
 
 
 def sync_one(
@@ -134,6 +144,8 @@ def sync_one(
 
     if final.is_file() and _note_matches(final, note, model):
         report(final.stat().st_size)
+        if model.sha256 is None:
+            return Result(model, Outcome.UNVERIFIED, "no sha256 in the manifest")
         return Result(model, Outcome.OK)
     if final.is_file():
         checked = verify(models_dir, model, progress)
@@ -145,6 +157,13 @@ def sync_one(
         digest = _download(client, model, part, report)
     except (httpx.HTTPError, OSError) as exc:
         return Result(model, Outcome.FAILED, _describe(exc))
+    if model.sha256 is None:
+        if model.size is not None and part.stat().st_size != model.size:
+            part.unlink(missing_ok=True)
+            return Result(model, Outcome.FAILED, f"size is not {model.size:,} bytes; removed")
+        os.replace(part, final)
+        _write_note(final, note, model)
+        return _unverified(model, digest)
     if digest != model.sha256:
         part.unlink(missing_ok=True)
         return Result(
