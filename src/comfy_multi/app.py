@@ -72,3 +72,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(comfy_router)
     return app
+
+
+def create_app_from_environment() -> FastAPI:
+    """The factory each process of `comfy-multi up --workers N` calls: the
+    settings come from the environment `up` prepared."""
+    from comfy_multi.settings import load_settings
+
+    return create_app(load_settings())

@@ -160,12 +160,16 @@ def up(
     data_dir: DataDir = None,
     host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default 8080).")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", min=1, max=64, help="Gateway processes sharing the port (one per core)."
+        ),
+    ] = 1,
 ) -> None:
     """Start the gateway (and, without REDIS_URL, the embedded Redis)."""
-    import uvicorn
-
-    from comfy_multi.app import create_app
-    from comfy_multi.gateway.server import GatewayServer
+    from comfy_multi.serve import serve
+    from comfy_multi.store.watchdog import RedisWatchdog
 
     try:
         settings = _settings(data_dir, host=host, port=port)
@@ -173,38 +177,35 @@ def up(
         raise fail(str(exc)) from None
     logs.configure(settings.log_level, json=settings.log_json)
     embedded = None if settings.redis_url else EmbeddedRedis(settings.redis_dir)
+    watchdog = None
     with _single_up(settings.data_dir):
         try:
             if embedded:
                 embedded.start()
+                watchdog = RedisWatchdog(embedded)
+                watchdog.start()
             url = settings.redis_url or (embedded.url if embedded else "")
             first = run_with_redis(
                 settings.model_copy(update={"redis_url": url}),
                 lambda r: _first_admin(r, settings.data_dir),
             )
             base = f"http://{settings.host}:{settings.port}"
+            processes = f" with {workers} gateway processes" if workers > 1 else ""
             console.print(
-                f"[bold green]comfy-multi[/] is starting at {base}/  (admin page: {base}/admin)"
+                f"[bold green]comfy-multi[/] is starting at {base}/{processes}  "
+                f"(admin page: {base}/admin)"
             )
             if first:
                 console.print(
                     f"First start: the user [bold]admin[/] was created; its password is in {first}"
                 )
-            gateway = create_app(settings.model_copy(update={"redis_url": url}))
-            config = uvicorn.Config(
-                gateway,
-                host=settings.host,
-                port=settings.port,
-                log_config=None,
-                access_log=False,
-                ws="websockets-sansio",
-                timeout_graceful_shutdown=5,
-            )
             with _stop_on_signals():
-                GatewayServer(config, gateway).run()
+                serve(settings.model_copy(update={"redis_url": url}), workers)
         except ConfigError as exc:
             raise fail(str(exc)) from None
         finally:
+            if watchdog:
+                watchdog.stop()
             if embedded:
                 embedded.stop()
 

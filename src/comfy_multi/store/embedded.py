@@ -149,6 +149,15 @@ class EmbeddedRedis:
         self._proc.kill()
         raise ConfigError(f"embedded Redis did not answer within {START_TIMEOUT_S:.0f} s")
 
+    def exited(self) -> int | None:
+        """The exit code of the server we started, once it has died (else None)."""
+        return self._proc.poll() if self._proc is not None else None
+
+    def restart_after_crash(self) -> None:
+        """Start again on the same files: Redis replays its append-only file."""
+        self._proc = None
+        self.start(adopt=False)
+
     def _clean_stale(self) -> None:
         for path in (self.sock, self.pidfile):
             if path.exists():

@@ -1,0 +1,96 @@
+"""The embedded Redis SIGKILLed while people press Run: `up` starts it again
+within seconds, the gateway and the worker reconnect by themselves, and no
+acknowledged Run is lost or run twice."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.chaos.room import Load, cli, env_for_tests, kill, start_up, worker_token
+from tests.comfy.procs import start_standin, start_worker
+
+pytestmark = pytest.mark.slow
+
+RESTART_WITHIN_S = 10.0
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.1):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(interval)
+
+
+def healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_redis_killed_under_load_comes_back_and_loses_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    up = start_up(data, **env_for_tests())
+    people = [(name, f"{name}-pw") for name in ("alice", "bob", "carol")]
+    for name, password in people:
+        cli(data, "user", "add", name, "--password", password)
+    standin = start_standin(tmp_path / "standin", tmp_path / "standin.log")
+    worker = start_worker(up.url, worker_token(data, "gpu-1"), standin.url, tmp_path / "w.log")
+    load = Load(up.url, people, every_s=0.1)
+    try:
+        admin = up.admin
+        wait_until(
+            lambda: any(
+                w["online"] for w in httpx.get(f"{up.url}/api/v1/workers", auth=admin).json()
+            ),
+            timeout=30,
+        )
+        load.start()
+        time.sleep(3)
+        old_pid = up.redis_pid()
+        kill(old_pid)
+        killed_at = time.monotonic()
+        wait_until(lambda: healthy(up.url) and up.redis_pid() != old_pid, RESTART_WITHIN_S)
+        back_after = time.monotonic() - killed_at
+        time.sleep(3)  # Runs keep arriving on the restarted Redis
+        load.stop()
+        assert up.proc.poll() is None, up.output()
+        assert load.acked, "no Run was acknowledged"
+        assert any(t > killed_at + back_after for t, _, _ in load.acked), "none after the restart"
+
+        def job(job_id: str) -> dict[str, object]:
+            answer = httpx.get(f"{up.url}/api/v1/jobs/{job_id}", auth=admin, timeout=10)
+            assert answer.status_code == 200, f"acknowledged job {job_id} is gone: {answer.text}"
+            return dict(answer.json())
+
+        def all_done() -> bool:
+            return all(job(j)["state"] == "done" for _, _, j in load.acked)
+
+        wait_until(all_done, timeout=120, interval=1)
+        for _, name, job_id in load.acked:
+            record = job(job_id)
+            images = [i for o in record["outputs"].values() for i in o.get("images", [])]  # type: ignore[attr-defined]
+            assert len(images) == 1, f"{job_id} delivered {len(images)} outputs"
+            assert record["user"] == name
+        for name, password in people:
+            history = httpx.get(f"{up.url}/u/{name}/api/history", auth=(name, password)).json()
+            mine = {j for _, who, j in load.acked if who == name}
+            assert mine <= set(history), f"{name}'s history lost jobs"
+        print(
+            f"Redis back {back_after:.2f} s after SIGKILL; {len(load.acked)} Runs acknowledged, "
+            f"{load.refused} refused while it was down; none lost"
+        )
+    finally:
+        load.stop()
+        worker.stop()
+        standin.stop()
+        assert up.stop() == 0, up.output()
+    assert "the embedded Redis exited" in up.log.read_text(errors="replace")
