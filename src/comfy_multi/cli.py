@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import os
 import signal
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -16,17 +17,21 @@ import typer
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from comfy_multi import logs
 from comfy_multi.backup_cli import backup_command, restore_command
 from comfy_multi.errors import ComfyMultiError, ConfigError, RequestError
 from comfy_multi.gpuhost.cli import gpu_host_app, models_app
+from comfy_multi.netaddr import is_loopback_host
+from comfy_multi.room import NoRoom, Room, RunningRoom, announce, find_room, redact, withdraw
 from comfy_multi.services.users import UserStore
 from comfy_multi.settings import Settings, load_settings
 from comfy_multi.store.connection import connect
 from comfy_multi.store.embedded import EmbeddedRedis
 from comfy_multi.worker.command import worker_command
+from comfy_multi.workflows_folder import ensure_workflows_folder
 
 app = typer.Typer(
     name="comfy-multi",
@@ -64,7 +69,7 @@ def _settings(data_dir: Path | None, **overrides: Any) -> Settings:
 
 
 def fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}")
+    err.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(code=1)
 
 
@@ -86,10 +91,35 @@ def redis_url_for_cli(settings: Settings) -> Iterator[str]:
         embedded.stop()
 
 
-def run_with_redis(settings: Settings, work: Callable[[Redis], Awaitable[T]]) -> T:
+def open_room(data_dir: Path | None) -> Room:
+    """The room a command acts on, named on the command's first line; or exit 1 saying
+    how to point the command at one. Never creates a room."""
+    try:
+        room = find_room(_settings(data_dir))
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    console.print(room.describe(), style="dim", highlight=False, soft_wrap=True)
+    return room
+
+
+async def _holds_a_room(redis: Redis, settings: Settings) -> None:
+    """A Redis given by REDIS_URL that `up` never used is refused, not filled."""
+    if settings.redis_url and not await UserStore(redis).list():
+        raise NoRoom(
+            f"the Redis at {redact(settings.redis_url)} holds no comfy-multi room "
+            "(no users): start `comfy-multi up` with this REDIS_URL first, or point the "
+            "command elsewhere"
+        )
+
+
+def run_with_redis(
+    settings: Settings, work: Callable[[Redis], Awaitable[T]], *, room: bool = True
+) -> T:
     async def main(url: str) -> T:
         redis = connect(url)
         try:
+            if room:
+                await _holds_a_room(redis, settings)
             return await work(redis)
         finally:
             await redis.aclose()
@@ -155,6 +185,24 @@ def _stop_on_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def _warn_if_unreachable(settings: Settings, base: str) -> None:
+    """The two lines that open a room to the network, said where the instructor looks."""
+    if settings.public_url:
+        console.print(f"Sign-in sheets print {settings.public_url.rstrip('/')}/")
+        return
+    if is_loopback_host(settings.host):
+        console.print(
+            "[yellow]Only this computer can open it.[/] To open the room to the network, "
+            "start it with --host 0.0.0.0 and set COMFY_MULTI_PUBLIC_URL to the address "
+            f"participants type (e.g. http://192.168.1.20:{settings.port})."
+        )
+    else:
+        console.print(
+            "[yellow]No COMFY_MULTI_PUBLIC_URL:[/] sign-in sheets print the address the "
+            "dashboard was opened with; open it with the address participants will use."
+        )
+
+
 @app.command()
 def up(
     data_dir: DataDir = None,
@@ -188,7 +236,9 @@ def up(
             first = run_with_redis(
                 settings.model_copy(update={"redis_url": url}),
                 lambda r: _first_admin(r, settings.data_dir),
+                room=False,
             )
+            readme = ensure_workflows_folder(settings.workflows_dir)
             base = f"http://{settings.host}:{settings.port}"
             processes = f" with {workers} gateway processes" if workers > 1 else ""
             console.print(
@@ -199,6 +249,19 @@ def up(
                 console.print(
                     f"First start: the user [bold]admin[/] was created; its password is in {first}"
                 )
+            if readme:
+                console.print(f"Put the workshop's workflows in {readme.parent}/ (see README.md)")
+            _warn_if_unreachable(settings, base)
+            announce(
+                settings,
+                RunningRoom(
+                    data_dir=str(settings.data_dir.resolve()),
+                    pid=os.getpid(),
+                    address=base,
+                    public_url=(settings.public_url or base).rstrip("/"),
+                    started_ms=int(time.time() * 1000),
+                ),
+            )
             with _stop_on_signals():
                 serve(settings.model_copy(update={"redis_url": url}), workers)
         except ConfigError as exc:
@@ -206,6 +269,7 @@ def up(
         finally:
             if watchdog:
                 watchdog.stop()
+            withdraw(settings, settings.data_dir)
             if embedded:
                 embedded.stop()
 
@@ -232,14 +296,15 @@ def user_add(
     data_dir: DataDir = None,
 ) -> None:
     """Add a participant (or, with --admin, an instructor), or a whole class list."""
-    settings = _settings(data_dir)
+    if from_csv is not None and name is not None:
+        raise fail("give either NAME or --from-csv FILE, not both")
+    if from_csv is None and name is None:
+        raise fail("give a NAME (or --from-csv FILE)")
+    settings = open_room(data_dir).settings
     if from_csv is not None:
-        if name is not None:
-            raise fail("give either NAME or --from-csv FILE, not both")
         _add_class_list(settings, from_csv, admin)
         return
-    if name is None:
-        raise fail("give a NAME (or --from-csv FILE)")
+    assert name is not None
     pw = run_with_redis(settings, lambda r: UserStore(r).add(name, password, admin=admin))
     console.print(f"added [bold]{name}[/]{' (admin)' if admin else ''}")
     if password is None:
@@ -268,7 +333,7 @@ def _add_class_list(settings: Settings, path: Path, admin: bool) -> None:
 @user_app.command("list")
 def user_list(data_dir: DataDir = None) -> None:
     """List every user."""
-    settings = _settings(data_dir)
+    settings = open_room(data_dir).settings
     users = run_with_redis(settings, lambda r: UserStore(r).list())
     table = Table("name", "role", "workspace")
     for u in users:
@@ -279,7 +344,7 @@ def user_list(data_dir: DataDir = None) -> None:
 @user_app.command("remove")
 def user_remove(name: str, data_dir: DataDir = None) -> None:
     """Remove a user (their files stay in the data dir)."""
-    settings = _settings(data_dir)
+    settings = open_room(data_dir).settings
     run_with_redis(settings, lambda r: UserStore(r).remove(name))
     console.print(f"removed [bold]{name}[/]")
 
@@ -291,7 +356,7 @@ def user_password(
     data_dir: DataDir = None,
 ) -> None:
     """Reset a user's password (their open sessions end)."""
-    settings = _settings(data_dir)
+    settings = open_room(data_dir).settings
     pw = run_with_redis(settings, lambda r: UserStore(r).set_password(name, password))
     console.print(f"password of [bold]{name}[/] reset")
     if password is None:
@@ -304,7 +369,7 @@ def user_password(
 @token_app.command("create")
 def token_create(name: str, data_dir: DataDir = None) -> None:
     """Create (or replace) the token a worker uses to join; printed once."""
-    settings = _settings(data_dir)
+    settings = open_room(data_dir).settings
     token = run_with_redis(settings, lambda r: UserStore(r).create_worker_token(name))
     console.print(f"worker token [bold]{name}[/]:")
     console.print(token, soft_wrap=True, highlight=False)
@@ -313,7 +378,7 @@ def token_create(name: str, data_dir: DataDir = None) -> None:
 @token_app.command("list")
 def token_list(data_dir: DataDir = None) -> None:
     """Names of the worker tokens (the tokens themselves are not stored)."""
-    settings = _settings(data_dir)
+    settings = open_room(data_dir).settings
     for name in run_with_redis(settings, lambda r: UserStore(r).worker_token_names()):
         console.print(name)
 
@@ -321,7 +386,7 @@ def token_list(data_dir: DataDir = None) -> None:
 @token_app.command("revoke")
 def token_revoke(name: str, data_dir: DataDir = None) -> None:
     """Revoke a worker token; workers using it are refused from now on."""
-    settings = _settings(data_dir)
+    settings = open_room(data_dir).settings
     if not run_with_redis(settings, lambda r: UserStore(r).revoke_worker_token(name)):
         raise fail(f"no worker token named {name!r}")
     console.print(f"revoked [bold]{name}[/]")
@@ -335,7 +400,7 @@ def status(data_dir: DataDir = None) -> None:
     """The state of the room: queue depth per class, running jobs, workers, users."""
     from comfy_multi.status import gather_status, render_status
 
-    settings = _settings(data_dir)
+    settings = open_room(data_dir).settings
     snapshot = run_with_redis(settings, lambda r: gather_status(r, settings))
     render_status(console, snapshot)
 
@@ -367,7 +432,7 @@ def report(
     from comfy_multi.admin.report import gather_jobs, summarize
     from comfy_multi.admin.report_out import render, write_figures, zip_outputs
 
-    settings = _settings(data_dir)
+    settings = open_room(data_dir).settings
     since_ms = int(since.timestamp() * 1000) if since else None
     jobs = run_with_redis(settings, lambda r: gather_jobs(r, since_ms))
     figures = summarize(jobs)

@@ -19,6 +19,10 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, validation_alias=AliasChoices("REDIS_URL", "COMFY_MULTI_REDIS_URL")
     )
+    # where a running `up` leaves word of its room, so commands typed elsewhere find it
+    rooms_dir: Path = Field(
+        default_factory=lambda: Path.home() / ".local" / "state" / "comfy-multi" / "rooms"
+    )
 
     # gateway
     host: str = "127.0.0.1"
