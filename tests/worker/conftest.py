@@ -158,8 +158,14 @@ class Workers:
     started: list[WorkerProc] = field(default_factory=list)
 
     def start(
-        self, comfyui_url: str, *, name: str | None = None, args: tuple[str, ...] = ()
+        self,
+        comfyui_url: str,
+        *,
+        name: str | None = None,
+        args: tuple[str, ...] = (),
+        named: bool = True,
     ) -> WorkerProc:
+        """A worker process; `named=False` leaves out --name, as an instructor might."""
         name = name or f"gpu-{len(self.started) + 1}"
         log = self.tmp / f"worker-{name}.log"
         with log.open("ab") as out:
@@ -172,8 +178,7 @@ class Workers:
                     self.gateway.url,
                     "--comfyui",
                     comfyui_url,
-                    "--name",
-                    name,
+                    *(["--name", name] if named else []),
                     *args,
                 ],
                 cwd=ROOT,

@@ -58,3 +58,16 @@ async def test_the_token_never_reaches_the_log(
     job_id = await room.submit(prompts.empty_saved(color=9))
     assert (await room.wait_state(job_id))["state"] == "done"
     assert workers.token not in worker.output()
+
+
+async def test_a_worker_is_named_after_its_token_unless_named(
+    room: Room, standin: StandIn, workers: Workers
+) -> None:
+    """The instructor created the token `gpu-test`; that, not the host's name, is what
+    the dashboard lists. --name still wins."""
+    workers.start(standin.url, named=False)
+    workers.start(standin.url, name="studio-a")
+    await room.wait_workers(2)
+    ids = sorted(w["worker_id"] for w in await room.workers())
+    assert ids[0].startswith("gpu-test-"), ids
+    assert ids[1].startswith("studio-a-"), ids

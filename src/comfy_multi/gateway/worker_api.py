@@ -63,6 +63,12 @@ class Failure(Strict):
     requeue: bool = False
 
 
+@router.get("/whoami")
+async def whoami(name: WorkerName) -> dict[str, str]:
+    """The worker token's name: a worker started without --name is called after it."""
+    return {"name": name}
+
+
 @router.post("/register")
 async def register(body: Registration, name: WorkerName, platform: PlatformDep) -> dict[str, Any]:
     need = await platform.workers.register(body, name)

@@ -94,6 +94,10 @@ class Channel:
 
     # --- worker-scoped ------------------------------------------------------
 
+    async def token_name(self) -> str:
+        response = await self._call("ask the worker token's name", "GET", "/whoami")
+        return str(response.json().get("name") or "")
+
     async def register(self, registration: dict[str, Any]) -> dict[str, Any]:
         response = await self._call(
             f"register worker {self.worker_id}", "POST", "/register", json=registration

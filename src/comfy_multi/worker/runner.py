@@ -48,7 +48,8 @@ class WorkerConfig:
 
 
 def make_worker_id(name: str | None) -> str:
-    """``<name>-<4 hex>``: stable for this process, distinct across restarts."""
+    """``<name>-<4 hex>``: stable for this process, distinct across restarts. The host
+    name stands in only until the token's name is known."""
     base = re.sub(r"[^A-Za-z0-9_.:-]", "-", name or socket.gethostname()).strip("-")
     return f"{base[:80] or 'worker'}-{secrets.token_hex(2)}"
 
@@ -148,7 +149,17 @@ class Worker:
             logger.info("worker %s: stopped", self.worker_id)
 
     async def _start(self) -> None:
+        if not self.config.name:
+            await self._take_token_name()
         await self._until_comfyui_known()
+
+    async def _take_token_name(self) -> None:
+        """Without --name the worker is called after its token ("gpu-1-3f2a"), the
+        name the instructor gave it, rather than after an anonymous host."""
+        name = await self.channel.token_name()
+        if name:
+            self.worker_id = self.channel.worker_id = make_worker_id(name)
+            logger.info("worker %s: named after its token", self.worker_id)
 
     async def _until_comfyui_known(self) -> None:
         """Wait for ComfyUI, then register if its capabilities are new to the gateway."""
