@@ -30,6 +30,7 @@ from comfy_multi.services.users import UserStore
 from comfy_multi.settings import Settings, load_settings
 from comfy_multi.store.connection import connect
 from comfy_multi.store.embedded import EmbeddedRedis
+from comfy_multi.wording import plural
 from comfy_multi.worker.command import worker_command
 from comfy_multi.workflows_folder import ensure_workflows_folder
 
@@ -327,7 +328,8 @@ def _add_class_list(settings: Settings, path: Path, admin: bool) -> None:
     console.print(table)
     refused = sum(a.password is None for a in added)
     if refused:
-        raise fail(f"{refused} of {len(added)} name(s) were not added")
+        was = "was" if refused == 1 else "were"
+        raise fail(f"{refused} of {plural(len(added), 'name')} {was} not added")
 
 
 @user_app.command("list")
@@ -442,7 +444,7 @@ def report(
         archives = zip_outputs(settings.users_dir, out, since_ms)
         console.print(f"wrote {', '.join(p.name for p in written)} to [bold]{out}[/]")
         for a in archives:
-            console.print(f"  {a.path.name}: {a.files} file(s), {a.bytes / 1e6:.1f} MB")
+            console.print(f"  {a.path.name}: {plural(a.files, 'file')}, {a.bytes / 1e6:.1f} MB")
 
 
 def main() -> None:

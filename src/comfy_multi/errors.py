@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from comfy_multi.wording import plural, sentence
+
 
 class ComfyMultiError(Exception):
     """Base of every deliberate error."""
@@ -47,7 +49,7 @@ class RequestError(ComfyMultiError):
         return f"{type(self).__name__}({self.message!r})"
 
     def body(self) -> dict[str, Any]:
-        return {"error": self.code, "message": self.message}
+        return {"error": self.code, "message": sentence(self.message)}
 
 
 class BadRequest(RequestError):
@@ -132,6 +134,15 @@ class TooLarge(RequestError):
 class QueueFull(RequestError):
     status = 429
     code = "queue_full"
+    title = "Queue limit reached"  # ComfyUI shows it as the heading; the message goes below
+
+    def __init__(self, waiting: int) -> None:
+        its = "it" if waiting == 1 else "one"
+        super().__init__(
+            f"You already have {plural(waiting, 'job')} waiting, the most allowed per person. "
+            f"Wait for {its} to finish, or cancel {its}."
+        )
+        self.waiting = waiting
 
 
 class NoWorkerYet(RequestError):

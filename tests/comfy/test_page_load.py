@@ -101,5 +101,5 @@ async def test_object_info_before_any_worker_is_empty_and_run_says_why(
     assert run.status_code == 503
     body = run.json()
     assert body["error"]["type"] == "no_worker"
-    assert "no GPU worker" in body["error"]["message"]
+    assert "No GPU worker" in body["error"]["message"]
     assert body["node_errors"] == {}

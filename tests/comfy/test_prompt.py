@@ -259,7 +259,12 @@ async def test_the_per_user_cap_answers_in_comfyuis_shape(
     assert third.status_code == 429
     assert third.json()["error"]["type"] == "queue_full"
     assert third.json()["node_errors"] == {}
-    assert "wait for one to finish" in third.json()["error"]["message"]
+    # a heading short enough for ComfyUI's error panel, the sentence under it
+    assert third.json()["error"]["message"] == "Queue limit reached"
+    assert third.json()["error"]["details"] == (
+        "You already have 2 jobs waiting, the most allowed per person. "
+        "Wait for one to finish, or cancel one."
+    )
 
 
 @pytest.fixture

@@ -71,7 +71,7 @@ async def test_no_worker_yet_is_explained(gateway: Gateway, people: dict[str, Pe
     async with gateway.client(auth=people["alice"].auth) as alice:
         r = await alice.post("/api/v1/jobs", json={"prompt": PROMPT})
     assert r.status_code == 503
-    assert "no GPU worker has connected yet" in r.json()["message"]
+    assert "No GPU worker has connected yet" in r.json()["message"]
 
 
 @pytest.mark.parametrize(
@@ -111,7 +111,7 @@ async def test_bad_credentials_and_unknown_things(
     async with gateway.client(auth=("alice", "wrong")) as wrong:
         r = await wrong.get("/api/v1/me")
         assert r.status_code == 401
-        assert "wrong name or password" in r.json()["message"]
+        assert r.json()["message"] == "Wrong name or password"
     async with gateway.client(headers={"Authorization": "Basic !!!"}) as garbled:
         assert (await garbled.get("/api/v1/me")).status_code == 401
     async with gateway.client(auth=people["teacher"].auth) as teacher:

@@ -102,7 +102,10 @@ async def test_admin_steers_the_queue(
         assert r.status_code == 200
         r = await alice.post("/api/v1/jobs", json={"prompt": PROMPT})
         assert r.status_code == 429
-        assert "1 jobs waiting" in r.json()["message"]
+        assert r.json()["message"] == (
+            "You already have 1 job waiting, the most allowed per person. "
+            "Wait for it to finish, or cancel it."
+        )
         r = await teacher.post("/api/v1/users/alice/cancel-pending")
         assert r.json() == {"cancelled": 1}
 

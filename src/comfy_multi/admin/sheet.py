@@ -13,6 +13,7 @@ from starlette.requests import Request
 
 from comfy_multi.services.platform import Platform
 from comfy_multi.services.users import User
+from comfy_multi.wording import plural
 
 QR_ERROR = "m"  # survives a crease or a thumb on a printed sheet
 QR_SCALE_HTML = 4
@@ -89,6 +90,7 @@ def render_html(cards: list[Card], base: str, query: str) -> str:
         "<code>comfy-multi user add --from-csv FILE</code>.</p>"
     )
     count = len(pages(cards))
+    who = plural(len(cards), "participant")
     png_links = " ".join(
         f'<a href="/admin/signin-sheet.png?page={p}{"&amp;" + html.escape(query) if query else ""}"'
         f' download="signin-sheet-{p}.png">PNG {p}</a>'
@@ -105,7 +107,7 @@ def render_html(cards: list[Card], base: str, query: str) -> str:
   <button type="button" id="print">Print</button>
   <a href="/admin/signin-sheet.pdf{suffix}" download="signin-sheet.pdf">PDF</a>
   {png_links}
-  <span class="note">Each load makes new one-time links for {len(cards)} participant(s).</span>
+  <span class="note">Each load makes new one-time links for {who}.</span>
 </header>
 <main class="sheet">
 <p class="base">Workshop address: <b>{html.escape(base)}/</b></p>

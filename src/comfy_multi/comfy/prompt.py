@@ -17,9 +17,10 @@ from fastapi.responses import JSONResponse
 
 from comfy_multi.comfy import userjobs
 from comfy_multi.comfy.access import Participant
-from comfy_multi.errors import PromptInvalid, RequestError
+from comfy_multi.errors import PromptInvalid, QueueFull, RequestError
 from comfy_multi.services.auth import PlatformDep
 from comfy_multi.services.submit import submit_checked
+from comfy_multi.wording import sentence
 
 router = APIRouter()
 
@@ -87,8 +88,11 @@ async def post_prompt(request: Request, user: Participant, platform: PlatformDep
         )
     except PromptInvalid as exc:
         return JSONResponse(exc.body(), status_code=exc.status)
+    except QueueFull as exc:
+        # a short heading ComfyUI's error panel has room for, the sentence below it
+        return comfy_error(exc.code, exc.title, exc.status, exc.message)
     except RequestError as exc:
-        return comfy_error(exc.code, exc.message, exc.status)
+        return comfy_error(exc.code, sentence(exc.message), exc.status)
     return JSONResponse({"prompt_id": job.id, "number": job.seq, "node_errors": node_errors})
 
 

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from comfy_multi.errors import RequestError
+from comfy_multi.wording import sentence
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +27,9 @@ def _validation_message(exc: RequestValidationError) -> str:
     problems = []
     for err in exc.errors()[:5]:
         if err.get("type") == "json_invalid":
-            return "the request body is not valid JSON"
+            return "The request body is not valid JSON"
         problems.append(f"{_where(tuple(err.get('loc', ())))}: {err.get('msg', 'invalid')}")
-    return "; ".join(problems) or "the request is not valid"
+    return "; ".join(problems) or "The request is not valid"
 
 
 async def request_error(_: Request, exc: Exception) -> Response:
@@ -39,7 +40,8 @@ async def request_error(_: Request, exc: Exception) -> Response:
 async def validation_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     message = _validation_message(exc)
-    status = 400 if message.startswith("the request body is not valid JSON") else 422
+    status = 400 if message.startswith("The request body is not valid JSON") else 422
+    # starts with the field's name as the request spells it, so no capital here
     return JSONResponse({"error": "invalid_request", "message": message}, status_code=status)
 
 
@@ -56,7 +58,7 @@ async def http_error(_: Request, exc: Exception) -> Response:
         else detail
     )
     return JSONResponse(
-        {"error": "http_error", "message": message or str(detail)},
+        {"error": "http_error", "message": sentence(message or str(detail))},
         status_code=exc.status_code,
         headers=getattr(exc, "headers", None),
     )
@@ -65,7 +67,7 @@ async def http_error(_: Request, exc: Exception) -> Response:
 async def store_error(request: Request, exc: Exception) -> Response:
     logger.error("Redis error on %s %s: %s", request.method, request.url.path, exc)
     return JSONResponse(
-        {"error": "store_unavailable", "message": "the queue store is not answering; try again"},
+        {"error": "store_unavailable", "message": "The queue store is not answering; try again"},
         status_code=503,
     )
 

@@ -14,6 +14,7 @@ from comfy_multi.queue.models import ClaimedJob, InputRef, Job, JobState, QueueC
 from comfy_multi.settings import Settings
 from comfy_multi.store import keys
 from comfy_multi.store.scripts import Scripts
+from comfy_multi.wording import plural
 
 logger = logging.getLogger(__name__)
 
@@ -79,10 +80,7 @@ class JobQueue:
         if kind == "exists":
             raise Conflict(f"a job with id {job_id!r} already exists")
         if kind == "cap":
-            raise QueueFull(
-                f"you already have {value} jobs waiting, the most allowed per person; "
-                "wait for one to finish or cancel one"
-            )
+            raise QueueFull(value)
         logger.info("job %s queued by %s (class %s, seq %s)", job_id, user, cls, value)
         # what the script stored, without reading it back
         return Job(
@@ -199,7 +197,9 @@ class JobQueue:
             self.settings.max_attempts, self.settings.history_per_user, self._ttl_ms, SWEEP_BATCH
         )
         if handled:
-            logger.warning("requeued or failed %s job(s) whose worker stopped answering", handled)
+            logger.warning(
+                "requeued or failed %s whose worker stopped answering", plural(handled, "job")
+            )
         return handled
 
     # control ----------------------------------------------------------------

@@ -1,7 +1,7 @@
 // The instructor's dashboard: state arrives over /admin/ws (a snapshot, then
 // coalesced updates, see admin/live.py) and every action goes through
 // /api/v1, the same routes scripts use.
-import { $, el } from "./dom.js";
+import { $, el, plural } from "./dom.js";
 import { schedule, setFilter, tick } from "./render.js";
 import { S, applySnapshot, applyUpdate, short, stats } from "./state.js";
 
@@ -9,7 +9,7 @@ const RECONNECT_MS = [500, 1000, 2000, 5000];
 
 function toast(text, bad) {
   const t = $("#toast");
-  t.textContent = text;
+  t.textContent = text.charAt(0).toUpperCase() + text.slice(1); // a sentence, whoever wrote it
   t.className = bad ? "toast bad" : "toast";
   t.hidden = false;
   clearTimeout(toast.timer);
@@ -98,7 +98,7 @@ function jobAction(action, id, target) {
 function userAction(action, name, target) {
   if (action === "cancel-user") {
     if (!confirm(`Cancel every waiting job of ${name}?`)) return;
-    act(target, () => api("POST", `/users/${name}/cancel-pending`), (r) => `cancelled ${r.cancelled} job(s) of ${name}`);
+    act(target, () => api("POST", `/users/${name}/cancel-pending`), (r) => `Cancelled ${plural(r.cancelled, "waiting job")} of ${name}`);
   } else if (action === "password") {
     if (!confirm(`Give ${name} a new password? Their open sessions end.`)) return;
     act(target, () => api("POST", `/users/${name}/password`, {})).then((r) => r && showSecret(name, r.password));

@@ -2,6 +2,8 @@
 import { ago } from "./state.js";
 
 export const $ = (sel) => document.querySelector(sel);
+// "1 job", "2 jobs": counts people read on the dashboard.
+export const plural = (n, one, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
 export const el = (tag, cls, text) => {
   const e = document.createElement(tag);
   if (cls) e.className = cls;

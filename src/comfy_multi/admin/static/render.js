@@ -1,6 +1,6 @@
 // Drawing the dashboard from the state: throttled to a few frames a second,
 // rows kept per id, and only the waiting rows in view ever built.
-import { $, button, cells, el, setSince, setText, syncRows } from "./dom.js";
+import { $, button, cells, el, plural, setSince, setText, syncRows } from "./dom.js";
 import { S, ago, dur, now, short, stats } from "./state.js";
 
 const RENDER_EVERY_MS = 250;
@@ -302,7 +302,7 @@ function renderRoom() {
       const c = tr.cells;
       const dot = u.pages > 0 ? "dot dot-on" : recent(u) ? "dot dot-recent" : "dot";
       c[0].children[0].className = dot;
-      const pages = u.pages > 0 ? `${u.pages} open page(s); ` : "no open page; ";
+      const pages = u.pages > 0 ? `${plural(u.pages, "open page")}; ` : "no open page; ";
       const seen = u.last_active_ms ? `last job activity ${ago(u.last_active_ms)} ago` : "no job yet";
       c[0].title = pages + seen;
       setText(c[0].children[1], u.name);
