@@ -35,15 +35,22 @@ async def test_sheet_has_a_card_per_participant(gateway: Gateway, clients: Clien
 async def test_a_card_signs_its_person_in_once(gateway: Gateway, clients: Clients) -> None:
     page = await clients["teacher"].get("/admin/signin-sheet", params={"users": "bob"})
     (link,) = LINK.findall(page.text)
+    async with gateway.client() as preview:  # a chat app's link preview, a camera's prefetch
+        for _ in range(2):
+            shown = await preview.get(link)
+            assert shown.status_code == 200
+            assert "<h1>Sign in as bob</h1>" in shown.text
+            assert "set-cookie" not in shown.headers
     async with gateway.client() as phone:
-        first = await phone.get(link)
+        first = await phone.post(link, follow_redirects=False)
         assert first.status_code == 303
         assert first.headers["location"] == "/u/bob/"
         me = await phone.get("/api/v1/me")
         assert me.json() == {"name": "bob", "admin": False}
     async with gateway.client() as someone_else:
-        again = await someone_else.get(link)
+        again = await someone_else.post(link)
         assert again.is_client_error  # used up: no second session from the same card
+        assert (await someone_else.get(link)).status_code == 410
         assert "set-cookie" not in again.headers
         assert (await someone_else.get("/api/v1/me")).status_code == 401
 
@@ -86,3 +93,28 @@ class TestPublicUrl:
         assert all(
             link.startswith("https://room.example.org/signin/") for link in LINK.findall(r.text)
         )
+        # this page was opened at the loopback address, not the printed one: said on screen
+        assert "but this page was opened at http://127.0.0.1:" in r.text
+
+
+async def test_cards_may_carry_new_passwords(gateway: Gateway, clients: Clients) -> None:
+    page = await clients["teacher"].post("/admin/signin-sheet", params={"users": "alice,bob"})
+    assert page.status_code == 200
+    passwords = dict(
+        re.findall(r'<h2 class="name">([^<]+)</h2>.*?Password: <b>([^<]+)</b>', page.text)
+    )
+    assert sorted(passwords) == ["alice", "bob"]
+    async with gateway.client(auth=("alice", passwords["alice"])) as alice:
+        assert (await alice.get("/api/v1/me")).json()["name"] == "alice"
+    plain = await clients["teacher"].get("/admin/signin-sheet")
+    assert "Password:" not in plain.text  # only when asked for
+    refused = await clients["alice"].post("/admin/signin-sheet")
+    assert "Password:" not in refused.text
+
+
+async def test_a_loopback_address_is_warned_about_on_screen(clients: Clients) -> None:
+    page = await clients["teacher"].get("/admin/signin-sheet")
+    assert 'class="warn"' in page.text
+    assert "only this computer can open" in page.text
+    address = (await clients["teacher"].get("/admin/address")).json()
+    assert "only this computer can open" in address["warning"]

@@ -100,7 +100,7 @@ async def test_a_used_signin_link_shows_a_friendly_page(
 
     token = await UserStore(aredis).create_signin_token("carol")  # type: ignore[arg-type]
     async with gateway.client() as first:
-        used = await first.get(f"/signin/{token}", follow_redirects=False)
+        used = await first.post(f"/signin/{token}", follow_redirects=False)
         assert used.status_code == 303
         assert used.headers["location"] == "/u/carol/"
     async with gateway.client() as second:

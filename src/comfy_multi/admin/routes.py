@@ -12,12 +12,12 @@ from urllib.parse import urlencode
 import anyio.to_thread
 from fastapi import APIRouter, Query, WebSocket
 from starlette.requests import Request
-from starlette.responses import FileResponse, HTMLResponse, Response
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from comfy_multi.admin import live, sheet, sheet_image
 from comfy_multi.admin.guard import admin_or_refusal
 from comfy_multi.admin.metrics import router as metrics_router
-from comfy_multi.errors import NotFound
+from comfy_multi.errors import Forbidden, NotFound
 from comfy_multi.services.auth import PlatformDep, same_origin, signed_in
 from comfy_multi.services.platform import get_platform
 
@@ -73,7 +73,12 @@ async def dashboard_socket(ws: WebSocket) -> None:
 
 
 async def _cards(
-    request: Request, platform: PlatformDep, users: str | None, page: int | None = None
+    request: Request,
+    platform: PlatformDep,
+    users: str | None,
+    page: int | None = None,
+    *,
+    new_passwords: bool = False,
 ) -> list[sheet.Card] | Response:
     """The sheet's cards, each minting a one-time link: so only for an admin
     (anyone else gets the refusal page instead)."""
@@ -83,7 +88,32 @@ async def _cards(
     chosen = sheet.participants(await platform.users.list(), users)
     if page is not None:
         chosen = sheet.page_of(chosen, page)  # links only for the cards printed
-    return await sheet.make_cards(platform, sheet.base_url(platform, request), chosen)
+    base = sheet.base_url(platform, request)
+    return await sheet.make_cards(platform, base, chosen, new_passwords=new_passwords)
+
+
+def _sheet_page(
+    request: Request, platform: PlatformDep, cards: list[sheet.Card], users: str | None
+) -> Response:
+    query = urlencode({"users": users}) if users else ""
+    base = sheet.base_url(platform, request)
+    warning = sheet.address_warning(base, str(request.base_url).rstrip("/"))
+    page = sheet.render_html(cards, base, query, warning)
+    return HTMLResponse(page, headers=PAGE_HEADERS)
+
+
+@router.get("/admin/address")
+async def printed_address(request: Request, platform: PlatformDep) -> Response:
+    """The address the sign-in sheet prints, and a warning when participants could
+    not open it; the dashboard shows the warning."""
+    who = await admin_or_refusal(request)
+    if isinstance(who, Response):
+        return who
+    base = sheet.base_url(platform, request)
+    warning = sheet.address_warning(base, str(request.base_url).rstrip("/"))
+    return JSONResponse(
+        {"printed": base, "warning": warning}, headers={"Cache-Control": "no-store"}
+    )
 
 
 @router.get("/admin/signin-sheet")
@@ -93,9 +123,21 @@ async def signin_sheet(
     cards = await _cards(request, platform, users)
     if isinstance(cards, Response):
         return cards
-    query = urlencode({"users": users}) if users else ""
-    page = sheet.render_html(cards, sheet.base_url(platform, request), query)
-    return HTMLResponse(page, headers=PAGE_HEADERS)
+    return _sheet_page(request, platform, cards, users)
+
+
+@router.post("/admin/signin-sheet")
+async def signin_sheet_with_passwords(
+    request: Request, platform: PlatformDep, users: UsersQuery = None
+) -> Response:
+    """The same sheet with a new password on each card, for people who scan with a
+    phone but work on a laptop. A POST: replacing passwords is never a link's side effect."""
+    if not same_origin(request):
+        raise Forbidden("cross-site request refused: the Origin is not this gateway")
+    cards = await _cards(request, platform, users, new_passwords=True)
+    if isinstance(cards, Response):
+        return cards
+    return _sheet_page(request, platform, cards, users)
 
 
 @router.get("/admin/signin-sheet.png")

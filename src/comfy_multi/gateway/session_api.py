@@ -9,7 +9,7 @@ from starlette.requests import Request
 
 from comfy_multi.errors import Unauthorized
 from comfy_multi.services.auth import SESSION_COOKIE, PlatformDep, get_auth
-from comfy_multi.services.pages import home_of, signin_used
+from comfy_multi.services.pages import home_of, signin_confirm, signin_used
 from comfy_multi.services.users import User
 
 router = APIRouter(tags=["session"])
@@ -51,13 +51,28 @@ async def logout() -> Response:
     return response
 
 
+NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
+
 @router.get("/signin/{token}", include_in_schema=False)
-async def signin_link(token: str, request: Request, platform: PlatformDep) -> Response:
-    """A one-time link from the sign-in sheet: sets the cookie and opens the workspace."""
+async def signin_link(token: str, platform: PlatformDep) -> Response:
+    """A one-time link from the sign-in sheet: a "Sign in as alice" page. Opening it
+    uses nothing up, so a chat app's link preview or a camera's prefetch cannot
+    burn the link; the button (a POST) does."""
+    try:
+        user = await platform.users.signin_token_user(token)
+    except Unauthorized:
+        return HTMLResponse(signin_used(), status_code=410, headers=NO_STORE)
+    return HTMLResponse(signin_confirm(user.name, f"/signin/{token}"), headers=NO_STORE)
+
+
+@router.post("/signin/{token}", include_in_schema=False)
+async def signin_confirmed(token: str, request: Request, platform: PlatformDep) -> Response:
+    """Uses the link up, sets the cookie and opens the workspace."""
     try:
         user = await platform.users.redeem_signin_token(token)
     except Unauthorized:
-        return HTMLResponse(signin_used(), status_code=410, headers={"Cache-Control": "no-store"})
+        return HTMLResponse(signin_used(), status_code=410, headers=NO_STORE)
     response = RedirectResponse(f"/u/{user.name}/", status_code=303)
     set_session(response, request, user)
     return response

@@ -104,6 +104,36 @@ def not_yours(me: str, owner: str) -> str:
     )
 
 
+# Before the link's session starts: the same rule as the login form, a different
+# person in this browser starts with a clean ComfyUI (its open workflows live in
+# localStorage).
+_CONFIRM_SCRIPT = """
+const form = document.getElementById("confirm");
+form.addEventListener("submit", () => {
+  form.querySelector("button").disabled = true;
+  try {
+    if (localStorage.getItem("comfy_multi.user") !== form.dataset.user) {
+      localStorage.clear(); sessionStorage.clear();
+    }
+    localStorage.setItem("comfy_multi.user", form.dataset.user);
+  } catch (e) {}
+});
+"""
+
+
+def signin_confirm(name: str, action: str) -> str:
+    who = escape(name)
+    return page(
+        f"Sign in as {name}",
+        f"<h1>Sign in as {who}</h1><p>This link from the workshop sheet signs you in as "
+        f"<b>{who}</b> and opens your ComfyUI. It works once.</p>"
+        f'<form id="confirm" method="post" action="{escape(action)}" data-user="{who}">'
+        f'<button type="submit">Sign in as {who}</button></form>'
+        f'<p>Not {who}? <a href="/login">Sign in with your own name</a>.</p>',
+        _CONFIRM_SCRIPT,
+    )
+
+
 def signin_used() -> str:
     return page(
         "Sign-in link used",

@@ -144,6 +144,15 @@ class UserStore:
         await self.records.add_signin_token(digest(token), name, ttl_s)
         return token
 
+    async def signin_token_user(self, token: str) -> User:
+        """Whom a sign-in link is for, without using it up (a link preview may ask)."""
+        name = await self.records.peek_signin_token(digest(token))
+        if not name:
+            raise Unauthorized(
+                "this sign-in link was already used or has expired; ask for a new one"
+            )
+        return await self.get(str(name))
+
     async def redeem_signin_token(self, token: str) -> User:
         name = await self.records.take_signin_token(digest(token))
         if not name:

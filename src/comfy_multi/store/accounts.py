@@ -53,6 +53,10 @@ class AccountRecords:
     async def add_signin_token(self, token_digest: str, name: str, ttl_s: int) -> None:
         await self.redis.set(keys.signin_token(token_digest), name, ex=ttl_s)
 
+    async def peek_signin_token(self, token_digest: str) -> str | None:
+        name = await self.redis.get(keys.signin_token(token_digest))
+        return str(name) if name else None
+
     async def take_signin_token(self, token_digest: str) -> str | None:
         """The token's user, deleting the token in the same step (a link works once)."""
         name = await self.redis.getdel(keys.signin_token(token_digest))

@@ -186,6 +186,16 @@ function wireControls() {
   window.addEventListener("resize", schedule);
 }
 
+// Said once, on screen: the sign-in sheet would print an address participants cannot open.
+async function checkAddress() {
+  const res = await fetch("/admin/address", { credentials: "same-origin" }).catch(() => null);
+  const body = res && res.ok ? await res.json() : null;
+  const box = $("#address-warning");
+  box.textContent = body?.warning || "";
+  box.hidden = !body?.warning;
+}
+
 wireControls();
+checkAddress();
 connect();
 setInterval(tick, 1000);
