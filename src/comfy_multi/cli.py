@@ -407,6 +407,58 @@ def status(data_dir: DataDir = None) -> None:
     render_status(console, snapshot)
 
 
+# check ----------------------------------------------------------------------
+
+MARKS = {True: "[green]✓[/]", False: "[bold red]✗[/]", None: "[dim]·[/]"}
+
+
+@app.command()
+def check(
+    job_timeout: Annotated[
+        float, typer.Option(help="Seconds the test job may take, waiting included.")
+    ] = 180.0,
+    no_job: Annotated[bool, typer.Option("--no-job", help="Skip the test job.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Before a workshop: the public URL answers, every worker has what the workflows
+    need, every workflow can run, and a real test job runs end to end. Exits 1 on red."""
+    from comfy_multi.gateway.platform import open_platform
+    from comfy_multi.preflight import Line, preflight
+
+    room = open_room(data_dir)
+    settings = room.settings
+    public_url = room.running.public_url if room.running else settings.public_url
+
+    async def main(url: str) -> list[Line]:
+        platform = await open_platform(settings.model_copy(update={"redis_url": url}), sweep=False)
+        lines = []
+        try:
+            await _holds_a_room(platform.redis, settings)
+            async for line in preflight(
+                platform, public_url, job_timeout_s=job_timeout, run_job=not no_job
+            ):
+                mark = "[bold yellow]![/]" if line.warning else MARKS[line.ok]
+                console.print(
+                    f"{mark} [bold]{escape(line.what)}[/]: {escape(line.detail)}",
+                    soft_wrap=True,
+                    highlight=False,
+                )
+                lines.append(line)
+        finally:
+            await platform.close()
+        return lines
+
+    try:
+        with redis_url_for_cli(settings) as url:
+            lines = asyncio.run(main(url))
+    except (ComfyMultiError, RedisError) as exc:
+        raise fail(str(exc)) from None
+    failed = sum(line.ok is False for line in lines)
+    if failed:
+        raise fail(f"{plural(failed, 'check')} failed")
+    console.print("[bold green]Ready:[/] every check passed.")
+
+
 # report ---------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import logging
 import time
 from typing import Any, cast
@@ -185,6 +186,13 @@ class WorkerRegistry:
                 )
             )
         return out
+
+    async def capabilities(self, worker_id: str) -> tuple[set[str], dict[str, builtins.list[str]]]:
+        """The node classes and model files (by folder) the worker's ComfyUI offers."""
+        nodes = await self.redis.smembers(keys.worker_nodes(worker_id))
+        raw = await self.redis.hget(keys.worker(worker_id), "models")
+        models = orjson.loads(raw) if raw else {}
+        return {str(n) for n in nodes}, models if isinstance(models, dict) else {}
 
     async def any_registered(self) -> bool:
         return bool(await self.redis.hlen(keys.WORKER_DIGESTS))
