@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
 
 from comfy_multi.admin import live, sheet, sheet_image
+from comfy_multi.admin.check_api import router as check_router
 from comfy_multi.admin.guard import admin_or_refusal
 from comfy_multi.admin.metrics import router as metrics_router
 from comfy_multi.errors import Forbidden, NotFound
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(include_in_schema=False)
 router.include_router(metrics_router)
+router.include_router(check_router)
 
 STATIC = Path(str(files("comfy_multi.admin").joinpath("static")))
 STATIC_TYPES = {".html": "text/html", ".css": "text/css", ".js": "text/javascript"}

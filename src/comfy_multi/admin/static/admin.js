@@ -195,7 +195,32 @@ async function checkAddress() {
   box.hidden = !body?.warning;
 }
 
+// The pre-flight check: the same green/red list as `comfy-multi check`.
+async function runPreflight(ev) {
+  const btn = ev.currentTarget;
+  const status = $("#preflight-status");
+  btn.disabled = true;
+  status.textContent = "Checking: a test job runs, this takes a few seconds…";
+  $("#preflight-lines").replaceChildren();
+  try {
+    const r = await api("POST", "/check");
+    const mark = (l) => (l.warning ? "!" : l.ok === true ? "✓" : l.ok === false ? "✗" : "·");
+    const kind = (l) => (l.warning ? "warn" : l.ok === true ? "ok" : l.ok === false ? "bad" : "note");
+    $("#preflight-lines").replaceChildren(
+      ...r.lines.map((l) => el("li", `check-${kind(l)}`, `${mark(l)} ${l.what}: ${l.detail}`)),
+    );
+    const failed = r.lines.filter((l) => l.ok === false).length;
+    status.textContent = failed ? `${plural(failed, "check")} failed` : "Ready: every check passed.";
+  } catch (err) {
+    status.textContent = "";
+    toast(err.message, true);
+  } finally {
+    btn.disabled = false;
+  }
+}
+
 wireControls();
+$("#preflight-run").addEventListener("click", runPreflight);
 checkAddress();
 connect();
 setInterval(tick, 1000);
