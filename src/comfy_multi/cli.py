@@ -25,6 +25,7 @@ from comfy_multi.backup_cli import backup_command, restore_command
 from comfy_multi.errors import ComfyMultiError, ConfigError, RequestError
 from comfy_multi.gpuhost.cli import gpu_host_app, models_app
 from comfy_multi.netaddr import is_loopback_host
+from comfy_multi.queue.room_clock import mark_started, mark_stopped, uptime_seconds
 from comfy_multi.room import NoRoom, Room, RunningRoom, announce, find_room, redact, withdraw
 from comfy_multi.services.users import UserStore
 from comfy_multi.settings import Settings, load_settings
@@ -204,6 +205,21 @@ def _warn_if_unreachable(settings: Settings, base: str) -> None:
         )
 
 
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _mark_stopped(settings: Settings, embedded: EmbeddedRedis | None) -> None:
+    """For the report's uptime; a Redis already gone only costs that figure."""
+    url = settings.redis_url or (embedded.url if embedded else "")
+    with contextlib.suppress(typer.Exit, ComfyMultiError, RedisError, OSError):
+        run_with_redis(
+            settings.model_copy(update={"redis_url": url}),
+            lambda r: mark_stopped(r, _now_ms()),
+            room=False,
+        )
+
+
 @app.command()
 def up(
     data_dir: DataDir = None,
@@ -234,11 +250,11 @@ def up(
                 watchdog = RedisWatchdog(embedded)
                 watchdog.start()
             url = settings.redis_url or (embedded.url if embedded else "")
+            with_url = settings.model_copy(update={"redis_url": url})
             first = run_with_redis(
-                settings.model_copy(update={"redis_url": url}),
-                lambda r: _first_admin(r, settings.data_dir),
-                room=False,
+                with_url, lambda r: _first_admin(r, settings.data_dir), room=False
             )
+            run_with_redis(with_url, lambda r: mark_started(r, _now_ms()), room=False)
             readme = ensure_workflows_folder(settings.workflows_dir)
             base = f"http://{settings.host}:{settings.port}"
             processes = f" with {workers} gateway processes" if workers > 1 else ""
@@ -260,7 +276,7 @@ def up(
                     pid=os.getpid(),
                     address=base,
                     public_url=(settings.public_url or base).rstrip("/"),
-                    started_ms=int(time.time() * 1000),
+                    started_ms=_now_ms(),
                 ),
             )
             with _stop_on_signals():
@@ -271,6 +287,7 @@ def up(
             if watchdog:
                 watchdog.stop()
             withdraw(settings, settings.data_dir)
+            _mark_stopped(settings, embedded)
             if embedded:
                 embedded.stop()
 
@@ -483,13 +500,22 @@ def report(
 ) -> None:
     """After a workshop: jobs, waits, run times, failures and GPU use per person;
     with --out, every person's outputs as a zip to hand out."""
-    from comfy_multi.admin.report import gather_jobs, summarize
+    from comfy_multi.admin.report import Report, gather_jobs, summarize
     from comfy_multi.admin.report_out import render, write_figures, zip_outputs
+    from comfy_multi.queue.models import Job
+    from comfy_multi.queue.workers import WorkerRegistry
 
-    settings = open_room(data_dir).settings
+    room = open_room(data_dir)
+    settings = room.settings
     since_ms = int(since.timestamp() * 1000) if since else None
-    jobs = run_with_redis(settings, lambda r: gather_jobs(r, since_ms))
-    figures = summarize(jobs)
+
+    async def gather(redis: Redis) -> tuple[Report, list[Job]]:
+        jobs = await gather_jobs(redis, since_ms)
+        workers = await WorkerRegistry(redis, settings).list()
+        uptime = await uptime_seconds(redis, _now_ms(), running=room.running is not None)
+        return summarize(jobs, workers, uptime), jobs
+
+    figures, jobs = run_with_redis(settings, gather)
     render(console, figures)
     if out is not None:
         written = write_figures(figures, jobs, out)

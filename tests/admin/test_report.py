@@ -161,3 +161,33 @@ def test_outputs_zip_per_person(tmp_path: Path) -> None:
         assert sorted(zf.namelist()) == ["alice/a_00001_.png", "alice/portraits/p_00001_.png"]
         assert zf.read("alice/portraits/p_00001_.png") == b"png-2"
     assert not (out / "bob.zip").exists()
+
+
+def test_peak_people_counts_each_person_once() -> None:
+    from comfy_multi.admin.report import peak_people
+
+    jobs = [
+        job("a1", "alice", JobState.DONE, 0, 1, 10),
+        job("a2", "alice", JobState.DONE, 5, 11, 20),  # alice twice at once is one person
+        job("b1", "bob", JobState.DONE, 8, 20, 30),
+        job("c1", "carol", JobState.DONE, 30, 31, 40),  # starts as bob ends: not together
+    ]
+    assert peak_people(jobs) == 2
+
+
+def test_restarts_of_one_worker_are_one_gpu() -> None:
+    from comfy_multi.admin.report import gpu_name
+
+    assert gpu_name("gpu-1-3f2a") == gpu_name("gpu-1-09bc") == "gpu-1"
+    assert gpu_name("studio-a") == "studio-a"
+
+
+def test_tables_never_cut_a_name() -> None:
+    from comfy_multi.admin.report_out import report_lines
+
+    long_name = "maximilian.von-hohenzollern"
+    jobs = [*JOBS, job("z", long_name, JobState.DONE, 0, 1, 2, worker="gpu-1")]
+    lines = report_lines(summarize(jobs))
+    assert any(line.startswith(long_name + "  ") for line in lines)
+    assert all(len(line) <= 80 for line in lines), lines
+    assert "…" not in "\n".join(lines)

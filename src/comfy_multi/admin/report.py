@@ -8,11 +8,17 @@ COMFY_MULTI_JOB_TTL_DAYS). Definitions, so the numbers can be checked:
   cancelled while running); the sum is that person's GPU time;
 - GPU share: a person's GPU time over everyone's;
 - GPU busy share: GPU time over (report window x GPUs that ran a job), the
-  window running from the first job queued to the last job ended.
+  window running from the first job queued to the last job ended;
+- a GPU is a worker's name (`--name`, else its token's): a worker restarted
+  under the same name is the same GPU. Its done / failed / busy figures are the
+  dashboard's own counters, so a job lost with a killed worker counts as that
+  GPU's failure, as it does on the dashboard;
+- peak people: the most people with a job waiting or running at one moment.
 """
 
 from __future__ import annotations
 
+import re
 import statistics
 from collections import Counter
 from collections.abc import Iterable
@@ -23,6 +29,7 @@ from redis.asyncio import Redis
 from comfy_multi.admin.snapshot import error_text
 from comfy_multi.queue import records
 from comfy_multi.queue.models import Job, JobState
+from comfy_multi.queue.workers import WorkerInfo
 
 FIELDS = ("id", "user", "state", "cls", "seq", "queued_ms", "started_ms", "finished_ms")
 FIELDS_MORE = ("attempts", "worker", "error")
@@ -104,11 +111,43 @@ class Figures:
 
 @dataclass
 class GpuFigures:
-    worker_id: str
+    worker_id: str  # the GPU's name: restarts of one worker are one GPU
     jobs: int = 0
     failed: int = 0
     busy_seconds: float = 0.0
     busy_share: float | None = None
+    processes: int = 1  # worker processes seen under this name (restarts)
+
+
+PROCESS_SUFFIX = re.compile(r"-[0-9a-f]{4}$")
+
+
+def gpu_name(worker_id: str) -> str:
+    """`gpu-1-3f2a` -> `gpu-1`: the suffix only tells one run of a worker from the next."""
+    return PROCESS_SUFFIX.sub("", worker_id) or worker_id
+
+
+def peak_people(jobs: Iterable[Job]) -> int:
+    """The most people with a job waiting or running at the same moment."""
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for job in jobs:
+        end = job.finished_ms if job.finished_ms is not None else 2**62  # still open
+        spans.setdefault(job.user, []).append((job.queued_ms, end))
+    events: list[tuple[int, int]] = []
+    for user_spans in spans.values():  # a person counts once, however many jobs they have
+        merged: list[list[int]] = []
+        for start, end in sorted(user_spans):
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        for start, end in merged:
+            events += [(start, 1), (end, -1)]
+    peak = current = 0
+    for _, step in sorted(events, key=lambda e: (e[0], e[1])):  # an end before a start
+        current += step
+        peak = max(peak, current)
+    return peak
 
 
 @dataclass
@@ -120,6 +159,8 @@ class Report:
     gpus: list[GpuFigures]
     busy_share: float | None
     errors: list[tuple[str, int]]  # most common failure reasons
+    peak_people: int = 0
+    uptime_seconds: float | None = None  # how long the room has served (None: unknown)
 
     @property
     def window_seconds(self) -> float:
@@ -143,8 +184,27 @@ def run_seconds(job: Job) -> float | None:
     return max(0, job.finished_ms - job.started_ms) / 1000 if on_gpu else None
 
 
-def summarize(jobs: Iterable[Job]) -> Report:
-    """The report's numbers from a set of jobs (pure: no Redis, no clock)."""
+def _gpus_of_workers(workers: list[WorkerInfo]) -> dict[str, GpuFigures]:
+    gpus: dict[str, GpuFigures] = {}
+    for w in workers:
+        name = gpu_name(w.worker_id)
+        gpu = gpus.get(name)
+        if gpu is None:
+            gpu = gpus[name] = GpuFigures(name, processes=0)
+        gpu.processes += 1
+        gpu.jobs += w.jobs_done
+        gpu.failed += w.failures
+        gpu.busy_seconds += w.busy_ms / 1000
+    return {n: g for n, g in gpus.items() if g.jobs or g.failed or g.busy_seconds}
+
+
+def summarize(
+    jobs: Iterable[Job],
+    workers: list[WorkerInfo] | None = None,
+    uptime_seconds: float | None = None,
+) -> Report:
+    """The report's numbers from a set of jobs, and the GPUs' from the workers'
+    own counters when given (pure: no Redis, no clock)."""
     jobs = sorted(jobs, key=lambda j: j.queued_ms)
     people: dict[str, Figures] = {}
     gpus: dict[str, GpuFigures] = {}
@@ -154,8 +214,9 @@ def summarize(jobs: Iterable[Job]) -> Report:
         people.setdefault(job.user, Figures(job.user)).add(job)
         total.add(job)
         run = run_seconds(job)
-        if run is not None and job.worker:
-            gpu = gpus.setdefault(job.worker, GpuFigures(job.worker))
+        if run is not None and job.worker and workers is None:
+            name = gpu_name(job.worker)
+            gpu = gpus.setdefault(name, GpuFigures(name))
             gpu.jobs += 1
             gpu.failed += job.state == JobState.FAILED
             gpu.busy_seconds += run
@@ -167,9 +228,12 @@ def summarize(jobs: Iterable[Job]) -> Report:
     window = (end - start) / 1000 if start and end and end > start else 0.0
     for figures in people.values():
         figures.gpu_share = figures.gpu_seconds / total.gpu_seconds if total.gpu_seconds else None
+    if workers is not None:
+        gpus = _gpus_of_workers(workers)
     for gpu in gpus.values():
         gpu.busy_share = gpu.busy_seconds / window if window else None
-    busy = total.gpu_seconds / (window * len(gpus)) if window and gpus else None
+    gpu_seconds = sum(g.busy_seconds for g in gpus.values())
+    busy = gpu_seconds / (window * len(gpus)) if window and gpus else None
     return Report(
         start_ms=start,
         end_ms=end,
@@ -178,6 +242,8 @@ def summarize(jobs: Iterable[Job]) -> Report:
         gpus=sorted(gpus.values(), key=lambda g: g.worker_id),
         busy_share=busy,
         errors=errors.most_common(TOP_ERRORS),
+        peak_people=peak_people(jobs),
+        uptime_seconds=uptime_seconds,
     )
 
 

@@ -12,10 +12,10 @@ from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
-from rich.table import Table
 
 from comfy_multi.admin.report import Figures, Report, run_seconds, wait_seconds
 from comfy_multi.queue.models import Job
+from comfy_multi.wording import plural
 
 logger = logging.getLogger(__name__)
 
@@ -46,13 +46,36 @@ def _when(ms: int | None) -> str:
     return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M") if ms else "-"
 
 
-def _figures_row(f: Figures) -> list[str]:
+def _hours(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60} h {minutes % 60} min" if minutes >= 60 else f"{minutes} min"
+
+
+def plain_table(title: str, headers: list[str], rows: list[list[str]]) -> list[str]:
+    """A table as plain lines: every column as wide as its widest cell, so no
+    name is ever cut, in a terminal of any width or piped to a file. The first
+    column is left-aligned, figures right-aligned."""
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+
+    def line(cells: list[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        rest = [c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True)]
+        return "  ".join([first, *rest]).rstrip()
+
+    return [title, line(headers), *(line(r) for r in rows)]
+
+
+def _counts_row(f: Figures) -> list[str]:
+    return [f.name, str(f.jobs), str(f.done), str(f.failed), str(f.cancelled), str(f.unfinished)]
+
+
+def _times_row(f: Figures) -> list[str]:
     return [
         f.name,
-        str(f.jobs),
-        str(f.done),
-        str(f.failed),
-        str(f.cancelled),
         _s(f.wait_mean),
         _s(f.wait_median),
         _s(f.wait_max),
@@ -62,34 +85,61 @@ def _figures_row(f: Figures) -> list[str]:
     ]
 
 
-def render(console: Console, report: Report) -> None:
+def report_lines(report: Report) -> list[str]:
+    """The report as a person reads it: short lines, narrow tables (80 columns)."""
     if not report.total.jobs:
-        console.print("No jobs on record for this period.")
-        return
-    period = f"from {_when(report.start_ms)} to {_when(report.end_ms)}"
-    console.print(
-        f"[bold]{report.total.jobs}[/] jobs {period}; "
-        f"{len(report.gpus)} GPU(s) busy {_pct(report.busy_share)} of that time"
+        return ["No jobs on record for this period."]
+    window = f" ({_hours(report.window_seconds)})" if report.window_seconds else ""
+    gpus = plural(len(report.gpus), "GPU")
+    lines = [
+        f"{plural(report.total.jobs, 'job')} from {_when(report.start_ms)} "
+        f"to {_when(report.end_ms)}{window}.",
+        f"Room up for {_hours(report.uptime_seconds)}; at most "
+        f"{plural(report.peak_people, 'person', 'people')} at once; "
+        f"{gpus} busy {_pct(report.busy_share)} of the time.",
+        "",
+    ]
+    everyone = [*report.people, report.total]
+    lines += plain_table(
+        "Jobs per person",
+        ["person", "jobs", "done", "failed", "cancelled", "open"],
+        [_counts_row(f) for f in everyone],
     )
-    people = Table(
-        "person", "jobs", "done", "failed", "cancelled", "wait avg", "wait median", "wait max",
-        "run avg", "GPU time", "GPU share", title="per person",
-    )  # fmt: skip
-    for f in report.people:
-        people.add_row(*_figures_row(f))
-    people.add_row(*_figures_row(report.total), style="bold")
-    console.print(people)
-    gpus = Table("worker", "jobs", "failed", "busy", "busy share", title="per GPU worker")
-    for g in report.gpus:
-        gpus.add_row(
-            g.worker_id, str(g.jobs), str(g.failed), _s(g.busy_seconds), _pct(g.busy_share)
-        )
-    console.print(gpus)
+    lines.append("")
+    lines += plain_table(
+        "Times per person",
+        ["person", "wait avg", "median", "max", "run avg", "GPU time", "share"],
+        [_times_row(f) for f in everyone],
+    )
+    lines.append("")
+    lines += plain_table(
+        "GPUs (the dashboard's counts; a job lost with its worker is a failure)",
+        ["GPU", "done", "failed", "busy", "share", "restarts"],
+        [
+            [
+                g.worker_id,
+                str(g.jobs),
+                str(g.failed),
+                _s(g.busy_seconds),
+                _pct(g.busy_share),
+                str(g.processes - 1),
+            ]
+            for g in report.gpus
+        ],
+    )
     if report.errors:
-        errors = Table("failures", "reason", title="most common failures")
-        for reason, n in report.errors:
-            errors.add_row(str(n), reason)
-        console.print(errors)
+        lines.append("")
+        lines += plain_table(
+            "Most common failures",
+            ["jobs", "reason"],
+            [[str(n), reason] for reason, n in report.errors],
+        )
+    return lines
+
+
+def render(console: Console, report: Report) -> None:
+    for line in report_lines(report):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def write_figures(report: Report, jobs: list[Job], out: Path) -> list[Path]:
@@ -121,6 +171,8 @@ def write_figures(report: Report, jobs: list[Job], out: Path) -> list[Path]:
                 "start_ms": report.start_ms,
                 "end_ms": report.end_ms,
                 "gpu_busy_share": report.busy_share,
+                "peak_people": report.peak_people,
+                "uptime_s": report.uptime_seconds,
                 "people": rows,
                 "gpus": [g.__dict__ for g in report.gpus],
                 "failures": [{"reason": r, "count": n} for r, n in report.errors],

@@ -27,6 +27,7 @@ WORKER_TOKENS = f"{PREFIX}wtokens"  # hash token name -> sha256(token)
 OBJECT_INFO = f"{PREFIX}objinfo"  # hash digest -> object_info JSON
 WORKER_DIGESTS = f"{PREFIX}wdigests"  # hash worker -> digest of its last object_info
 STATS = f"{PREFIX}stats"  # hash of counters (run time EWMA, ...)
+ROOM_CLOCK = f"{PREFIX}roomclock"  # hash: started_ms, stopped_ms, served_ms (uptime)
 METRICS = f"{PREFIX}metrics"  # hash: /metrics histograms and counters folded from finished jobs
 
 CLASSES = range(10)  # priority classes, 0 most urgent
