@@ -439,8 +439,8 @@ def check(
 ) -> None:
     """Before a workshop: the public URL answers, every worker has what the workflows
     need, every workflow can run, and a real test job runs end to end. Exits 1 on red."""
-    from comfy_multi.gateway.platform import open_platform
-    from comfy_multi.preflight import Line, preflight
+    from comfy_multi.services.platform import open_platform
+    from comfy_multi.services.preflight import Line, preflight
 
     room = open_room(data_dir)
     settings = room.settings

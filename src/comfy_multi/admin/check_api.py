@@ -9,10 +9,9 @@ from fastapi import APIRouter
 from starlette.requests import Request
 
 from comfy_multi.admin import sheet
-from comfy_multi.comfy.access import same_origin
 from comfy_multi.errors import Conflict, Forbidden
-from comfy_multi.gateway.auth import AdminUser, PlatformDep
-from comfy_multi.preflight import preflight
+from comfy_multi.services.auth import AdminUser, PlatformDep, same_origin
+from comfy_multi.services.preflight import preflight
 
 router = APIRouter(prefix="/api/v1", tags=["platform"])
 JOB_TIMEOUT_S = 120.0

@@ -18,11 +18,11 @@ from typing import Any
 import httpx
 
 from comfy_multi.errors import RequestError
-from comfy_multi.gateway.platform import Platform
 from comfy_multi.netaddr import is_loopback_url
-from comfy_multi.preflight_workflows import Needs, needs_of, offered_models, workflow_files
 from comfy_multi.queue.models import JobState
-from comfy_multi.submit import submit_checked
+from comfy_multi.services.platform import Platform
+from comfy_multi.services.preflight_workflows import Needs, needs_of, offered_models, workflow_files
+from comfy_multi.services.submit import submit_checked
 from comfy_multi.wording import plural
 
 URL_TIMEOUT_S = 10.0
