@@ -110,7 +110,10 @@ def withdraw(settings: Settings, data_dir: Path) -> None:
 
 
 def running_in(data_dir: Path) -> RunningRoom | None:
-    return _read(data_dir / ROOM_FILE)
+    """The `up` serving this data dir; a room.json copied here from elsewhere (a
+    restored backup) names another dir and does not count."""
+    room = _read(data_dir / ROOM_FILE)
+    return room if room and Path(room.data_dir) == data_dir.resolve() else None
 
 
 def has_room(data_dir: Path) -> bool:
