@@ -103,8 +103,9 @@ class Room:
         if how == "done":
             await self.queue.complete(job_id, token, worker, {}, {})
         else:
-            await self.queue.fail(job_id, token, worker, {"type": "x"}, mode=how)
-            self.pending.append(job_id)
+            outcome = await self.queue.fail(job_id, token, worker, {"type": "x"}, mode=how)
+            if outcome == "requeued":  # not once the attempts are used up
+                self.pending.append(job_id)
 
     async def claim(self, worker: str, times: int = 1) -> list[str]:
         """Claim `times` times, each checked against the order predicted just before."""
