@@ -15,8 +15,10 @@ from hypothesis import strategies as st
 from comfy_multi.errors import LeaseLost
 from comfy_multi.queue.jobs import JobQueue
 from comfy_multi.queue.models import JobState
+from comfy_multi.queue.views import QueueViews
 from comfy_multi.queue.workers import WorkerRegistry
 from comfy_multi.settings import Settings
+from comfy_multi.store import keys
 from comfy_multi.store.connection import connect
 
 from ..conftest import wait_for
@@ -177,3 +179,23 @@ async def test_concurrent_claims_never_share_a_job(
             assert job.job_id in leftover
     finally:
         await client.aclose()
+
+
+async def test_completion_records_the_run_time_average_by_redis_clock(
+    queue: JobQueue, registry: WorkerRegistry, aredis: Any
+) -> None:
+    """One script finishes the job and moves the room's average run time and
+    the worker's busy time, measured from the start Redis recorded."""
+    views = QueueViews(queue)
+    w = await add_worker(registry, "w1")
+    for run_s, expected_avg in ((5, 5000.0), (10, 6000.0)):  # newest run weighs 0.2
+        job_id = await submit(queue, "a")
+        job = await queue.claim(w)
+        assert job is not None
+        seconds, micros = await aredis.time()
+        now_ms = seconds * 1000 + micros // 1000
+        await aredis.hset(keys.job(job_id), "started_ms", now_ms - run_s * 1000)
+        await queue.complete(job_id, job.lease_token, w, {}, {})
+        assert abs(await views.average_run_ms() - expected_avg) < 50
+    busy_ms = int(await aredis.hget(keys.worker(w), "busy_ms"))
+    assert 15_000 <= busy_ms < 15_100
