@@ -50,10 +50,7 @@ local function memory_view()
 
   -- the walk served u: their score in class c follows from their first job left there
   local function rescore_mem(s, c, u)
-    if not s.moved[u] then
-      s.moved[u] = true
-      s.nmoved = s.nmoved + 1
-    end
+    s.moved[u] = true
     local j = ujobs(s, c, u)
     if j.total - j.taken == 0 then
       s.score[u] = nil
@@ -75,7 +72,7 @@ local function memory_view()
     local s = V.cls[c]
     if s then return s end
     s = {taken = 0, fa = {}, fan = 0, fa_head = 1, ru = {}, rs = {}, rn = 0, ra_head = 1,
-         rtotal = redis.call('ZCARD', K.pending_users(c)), uj = {}, moved = {}, nmoved = 0,
+         rtotal = redis.call('ZCARD', K.pending_users(c)), uj = {}, moved = {},
          score = {}, front = {}, rot = {}, rot_head = 1}
     V.cls[c] = s
     -- users the walk served before it reached this class have moved here too
@@ -88,16 +85,20 @@ local function memory_view()
     return s
   end
 
+  -- users by Redis's score, page by page; scores only when asked (costly)
   local function user_at(c, s, i)
     if i > s.rn and s.rn < s.rtotal then
-      local flat = redis.call('ZRANGE', K.pending_users(c), s.rn, s.rn + PAGE - 1, 'WITHSCORES')
-      for k = 1, #flat, 2 do
+      for _, u in ipairs(redis.call('ZRANGE', K.pending_users(c), s.rn, s.rn + PAGE - 1)) do
         s.rn = s.rn + 1
-        s.ru[s.rn] = flat[k]
-        s.rs[s.rn] = tonumber(flat[k + 1])
+        s.ru[s.rn] = u
       end
     end
     return s.ru[i]
+  end
+
+  local function user_score(c, s, i)
+    if not s.rs[i] then s.rs[i] = tonumber(redis.call('ZSCORE', K.pending_users(c), s.ru[i])) end
+    return s.rs[i]
   end
 
   local function fifo_at(c, s, i)
@@ -156,7 +157,7 @@ local function memory_view()
       while s.front[ib] and s.score[s.front[ib][2]] ~= s.front[ib][1] do ib = ib + 1 end
       if s.front[ib] then ub = s.front[ib][2] end
       local u
-      if ua and (not ub or s.rs[ia] < s.front[ib][1]) then
+      if ua and (not ub or user_score(c, s, ia) < s.front[ib][1]) then
         u, ia = ua, ia + 1
       elseif ub then
         u, ib = ub, ib + 1
@@ -213,68 +214,121 @@ local function memory_view()
     served(u, c)
   end
 
-  -- True when every user left in class c (in fair mode, any worker) just
-  -- takes turns: each was served in this walk, none has a front-moved job.
+  -- True when the users left in class c (in fair mode, for a worker that
+  -- runs everything) just take turns: none has a front-moved job first, so
+  -- each one served goes to the back, behind everyone waiting, with the
+  -- newest tick. The turn is then: those the walk has not touched, in
+  -- Redis's order, then those it has, in the order it served them.
   function V.rotating(c)
     local s = class(c)
-    if s.nmoved < s.rtotal then return false end
     for _, e in ipairs(s.front) do
       if s.score[e[2]] == e[1] then return false end
     end
-    return true
+    local i = s.ra_head
+    while user_at(c, s, i) and s.moved[s.ru[i]] do i = i + 1 end
+    return not s.ru[i] or user_score(c, s, i) >= NEVER_BASE -- front-moved jobs sort first
   end
 
-  -- The rest of a rotating class at once: each user's k-th job from now
-  -- (from 0) comes after min(n, k) jobs of every user (n: their jobs left)
-  -- plus one more of each user ahead in the turn with more than k. Calls
-  -- place(user, id, position) for the users in `wanted` (every user when
-  -- nil) and returns the position after the class.
+  -- The rest of a rotating class at once. Everyone left takes one job per
+  -- round: a user's k-th job from now (from 0) comes after min(n, k) jobs of
+  -- every user (n: their jobs left) plus one more of each user ahead in the
+  -- turn with more than k. Calls place(user, id, position) for the users in
+  -- `wanted`, or for every job in order when `wanted` is nil, and returns
+  -- the position after the class.
   function V.rotate(c, pos, wanted, place)
     local s = class(c)
-    local turn, n, most = {}, {}, 0
-    for i = s.rot_head, #s.rot do
-      local u, score = s.rot[i][1], s.rot[i][2]
-      if s.score[u] == score then
-        turn[#turn + 1] = u
-        n[#turn] = left(s, c, u)
-        if n[#turn] > most then most = n[#turn] end
+    local turn, n, most, jobs = {}, {}, 0, 0
+    local function join(u)
+      turn[#turn + 1] = u
+      local j = s.uj[u] -- a table per user only where the walk needs one
+      n[#turn] = j and j.total - j.taken or redis.call('ZCARD', K.pending_user(c, u))
+      jobs = jobs + n[#turn]
+      if n[#turn] > most then most = n[#turn] end
+    end
+    local i = s.ra_head
+    while user_at(c, s, i) do
+      if not s.moved[s.ru[i]] then join(s.ru[i]) end
+      i = i + 1
+    end
+    for k = s.rot_head, #s.rot do
+      local u, score = s.rot[k][1], s.rot[k][2]
+      if s.score[u] == score then join(u) end
+    end
+    if wanted then
+      -- more[k]: users with more than k jobs left; before[k]: sum of min(n, k)
+      local hist, more, before = {}, {}, {[0] = 0}
+      for k = 0, most do hist[k] = 0 end
+      for t = 1, #n do hist[n[t]] = hist[n[t]] + 1 end
+      local running = 0
+      for k = most, 1, -1 do
+        running = running + hist[k]
+        more[k - 1] = running
       end
-    end
-    -- more[k]: users with more than k jobs left; before[k]: sum of min(n, k)
-    local hist, more, before = {}, {}, {[0] = 0}
-    for k = 0, most do hist[k] = 0 end
-    for i = 1, #n do hist[n[i]] = hist[n[i]] + 1 end
-    local running = 0
-    for k = most, 1, -1 do
-      running = running + hist[k]
-      more[k - 1] = running
-    end
-    for k = 1, most do before[k] = before[k - 1] + more[k - 1] end
-    local ahead = {} -- ahead[k]: users earlier in the turn with more than k left
-    for k = 0, most - 1 do ahead[k] = 0 end
-    local last = {}
-    for i, u in ipairs(turn) do
-      if not wanted or wanted[u] then
-        local k = 0
-        for id in V.jobs(c, u, n[i]) do
-          place(u, id, pos + before[k] + ahead[k])
-          k = k + 1
+      for k = 1, most do before[k] = before[k - 1] + more[k - 1] end
+      for t, u in ipairs(turn) do
+        if wanted[u] then
+          -- ahead[k]: users earlier in the turn with more than k left
+          local cut, ahead = {}, {}
+          for k = 0, n[t] do cut[k] = 0 end
+          for e = 1, t - 1 do
+            local m = math.min(n[e], n[t])
+            cut[m] = cut[m] + 1
+          end
+          local above = 0
+          for k = n[t], 1, -1 do
+            above = above + cut[k]
+            ahead[k - 1] = above
+          end
+          local k = 0
+          for id in V.jobs(c, u, n[t]) do
+            place(u, id, pos + before[k] + ahead[k])
+            k = k + 1
+          end
         end
       end
-      last[i] = {before[n[i] - 1] + ahead[n[i] - 1], u}
-      for k = 0, n[i] - 1 do ahead[k] = ahead[k] + 1 end
+    else
+      local lists = {}
+      for t, u in ipairs(turn) do
+        lists[t] = {}
+        for id in V.jobs(c, u, n[t]) do lists[t][#lists[t] + 1] = id end
+      end
+      local at = pos
+      for k = 1, most do
+        for t, u in ipairs(turn) do
+          if n[t] >= k then
+            place(u, lists[t][k], at)
+            at = at + 1
+          end
+        end
+      end
     end
-    -- the class empties; each user's last claim in it sets their clock
-    table.sort(last, function(a, b) return a[1] < b[1] end)
-    for _, e in ipairs(last) do
-      V.served[e[2]] = V.tick + e[1] + 1
-      local j = ujobs(s, c, e[2])
-      j.taken = j.total
+    -- the class empties
+    for t, u in ipairs(turn) do
+      local j = s.uj[u]
+      if j then
+        j.taken = j.total
+      elseif n[t] > 0 then
+        s.uj[u] = {ids = {}, seqs = {}, n = 0, head = 1, taken = 0, total = 0}
+      end
     end
-    V.tick = V.tick + before[most]
     s.taken = total(c)
-    for _, e in ipairs(last) do served(e[2], c) end
-    return pos + before[most]
+    local later = false
+    for c2 = 0, NCLASSES - 1 do
+      if V.count(c2) > 0 then later = true end
+    end
+    if later then
+      -- each user's clock is their last claim here: by round, then by turn
+      local by_last = {}
+      for t = 1, #turn do by_last[t] = t end
+      table.sort(by_last, function(a, b)
+        if n[a] ~= n[b] then return n[a] < n[b] end
+        return a < b
+      end)
+      for rank, t in ipairs(by_last) do V.served[turn[t]] = V.tick + rank end
+      for _, t in ipairs(by_last) do served(turn[t], c) end
+    end
+    V.tick = V.tick + jobs
+    return pos + jobs
   end
 
   return V

@@ -15,10 +15,9 @@ while #out < n do
   if not id then break end
   if any and mode == 'fair' and V.rotating(c) then
     -- everyone left in the class takes turns: lay the turns out at once
-    local from = #out
-    local class_out = {}
-    V.rotate(c, from, nil, function(_, job, at) class_out[at - from + 1] = job end)
-    for i = 1, math.min(#class_out, n - from) do out[from + i] = class_out[i] end
+    V.rotate(c, #out, nil, function(_, job, at)
+      if at < n then out[at + 1] = job end
+    end)
   else
     out[#out + 1] = id
     V.take(c, u, id)
