@@ -23,9 +23,12 @@ local function memory_view()
     return j
   end
 
+  -- a claim needs a user's first job and the seq of the next: read two,
+  -- then pages
   local function job_at(c, u, j, i)
     if i > j.n and j.n < j.total then
-      local flat = redis.call('ZRANGE', K.pending_user(c, u), j.n, j.n + PAGE - 1, 'WITHSCORES')
+      local stop = j.n == 0 and 1 or j.n + PAGE - 1
+      local flat = redis.call('ZRANGE', K.pending_user(c, u), j.n, stop, 'WITHSCORES')
       for k = 1, #flat, 2 do
         j.n = j.n + 1
         j.ids[j.n] = flat[k]
@@ -237,6 +240,11 @@ local function memory_view()
   -- the position after the class.
   function V.rotate(c, pos, wanted, place)
     local s = class(c)
+    -- a user's jobs left here: all of them unless the walk took some
+    local function ids(u, n)
+      if not s.uj[u] then return iterate(redis.call('ZRANGE', K.pending_user(c, u), 0, -1)) end
+      return V.jobs(c, u, n)
+    end
     local turn, n, most, jobs = {}, {}, 0, 0
     local function join(u)
       turn[#turn + 1] = u
@@ -280,7 +288,7 @@ local function memory_view()
             ahead[k - 1] = above
           end
           local k = 0
-          for id in V.jobs(c, u, n[t]) do
+          for id in ids(u, n[t]) do
             place(u, id, pos + before[k] + ahead[k])
             k = k + 1
           end
@@ -290,7 +298,7 @@ local function memory_view()
       local lists = {}
       for t, u in ipairs(turn) do
         lists[t] = {}
-        for id in V.jobs(c, u, n[t]) do lists[t][#lists[t] + 1] = id end
+        for id in ids(u, n[t]) do lists[t][#lists[t] + 1] = id end
       end
       local at = pos
       for k = 1, most do
@@ -302,24 +310,24 @@ local function memory_view()
         end
       end
     end
-    -- the class empties
-    for t, u in ipairs(turn) do
-      local j = s.uj[u]
-      if j then
-        j.taken = j.total
-      elseif n[t] > 0 then
-        s.uj[u] = {ids = {}, seqs = {}, n = 0, head = 1, taken = 0, total = 0}
-      end
-    end
+    -- the class empties; if others wait, each user's clock moves to their
+    -- last claim here (by round, then by turn), as claims would move it
     s.taken = total(c)
     local later = false
     for c2 = 0, NCLASSES - 1 do
       if V.count(c2) > 0 then later = true end
     end
     if later then
-      -- each user's clock is their last claim here: by round, then by turn
       local by_last = {}
-      for t = 1, #turn do by_last[t] = t end
+      for t, u in ipairs(turn) do
+        by_last[t] = t
+        local j = s.uj[u]
+        if j then
+          j.taken = j.total
+        else
+          s.uj[u] = {ids = {}, seqs = {}, n = 0, head = 1, taken = 0, total = 0}
+        end
+      end
       table.sort(by_last, function(a, b)
         if n[a] ~= n[b] then return n[a] < n[b] end
         return a < b
