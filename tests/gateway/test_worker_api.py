@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from comfy_multi.users import UserStore
+from comfy_multi.services.users import UserStore
 
 from ..conftest import Gateway, Person, wait_for
 from .conftest import PROMPT, FakeWorker
