@@ -1,9 +1,10 @@
 -- Each listed user's pending jobs with their place in the dispatch order
 -- (0 = next): the claim rule of _common.lua walked without claiming, as in
 -- order.lua, for a worker that runs everything, until every listed user's
--- jobs are placed. A fair class is walked claim by claim only until every
--- user left in it has been served once; from there they take turns and the
--- rest of the class is placed at once (_walk.lua V.rotate).
+-- jobs are placed. A fair class is walked claim by claim only while a
+-- front-moved job waits in it; from there everyone left takes turns and the
+-- rest of the class is placed at once (_walk.lua V.rotate). In fifo mode a
+-- job's place is its rank: the claim rule there is oldest first.
 -- KEYS[1] prefix
 -- ARGV[1..] users
 -- Returns a flat list: user, job id, place, user, job id, place, ...
