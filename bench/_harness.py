@@ -172,8 +172,11 @@ class Conn:
             await self.close()
             return await self._request(method, path, body, headers or {})
 
-    async def post(self, path: str, body: Any, lease: int | None = None) -> tuple[int, bytes]:
-        headers = {"X-Lease-Token": str(lease)} if lease is not None else {}
+    async def post(
+        self, path: str, body: Any, lease: tuple[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        """`lease`: (lease token, worker id) for a job-scoped call."""
+        headers = {"X-Lease-Token": lease[0], "X-Worker-Id": lease[1]} if lease else {}
         return await self.request("POST", path, orjson.dumps(body), headers)
 
     async def _request(

@@ -146,7 +146,7 @@ async def run_worker(
         if status == 204:
             continue
         job = orjson.loads(raw)
-        lease = int(job["lease_token"])
+        lease = (str(job["lease_token"]), worker_id)
         events_url = f"/worker/v1/jobs/{job['job_id']}/events"
         for step in range(per_job):
             tick = max(

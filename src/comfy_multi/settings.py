@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from comfy_multi.errors import ConfigError
 
+PRIORITY_CLASSES = 10  # queue classes 0 (most urgent) .. 9; the scripts are given this
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COMFY_MULTI_", extra="ignore")
@@ -42,8 +44,8 @@ class Settings(BaseSettings):
     job_ttl_days: float = Field(default=14.0, gt=0)
     history_per_user: int = Field(default=500, ge=10)
     default_user_cap: int = Field(default=20, ge=0)  # pending jobs per user; 0 = no cap
-    participant_class: int = Field(default=5, ge=0, le=9)
-    admin_class: int = Field(default=1, ge=0, le=9)
+    participant_class: int = Field(default=5, ge=0, le=PRIORITY_CLASSES - 1)
+    admin_class: int = Field(default=1, ge=0, le=PRIORITY_CLASSES - 1)
 
     # files
     max_upload_bytes: int = Field(default=100 * 1024 * 1024, gt=0)

@@ -101,7 +101,7 @@ class FakeWorker:
         return dict(r.json())
 
     def _lease(self, job: dict[str, Any]) -> dict[str, str]:
-        return {"X-Lease-Token": str(job["lease_token"])}
+        return {"X-Lease-Token": job["lease_token"], "X-Worker-Id": self.worker_id}
 
     async def progress(self, job: dict[str, Any], value: int, maximum: int) -> None:
         event = {"type": "progress", "data": {"value": value, "max": maximum, "node": "2"}}

@@ -66,9 +66,8 @@ class FakeWorker:
         job: dict[str, Any] = response.json()
         return job
 
-    @staticmethod
-    def lease(job: dict[str, Any]) -> dict[str, str]:
-        return {"X-Lease-Token": str(job["lease_token"])}
+    def lease(self, job: dict[str, Any]) -> dict[str, str]:
+        return {"X-Lease-Token": job["lease_token"], "X-Worker-Id": self.worker_id}
 
     async def events(self, job: dict[str, Any], *events: tuple[str, dict[str, Any]]) -> None:
         body = {

@@ -63,7 +63,7 @@ class FakeWorker:
         return dict(r.json())
 
     def lease(self, job: dict[str, Any]) -> dict[str, str]:
-        return {"X-Lease-Token": str(job["lease_token"])}
+        return {"X-Lease-Token": job["lease_token"], "X-Worker-Id": self.worker_id}
 
     async def complete(
         self, job: dict[str, Any], outputs: dict[str, Any] | None = None

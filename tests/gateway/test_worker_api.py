@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+
+from comfy_multi.services.users import UserStore
 
 from ..conftest import Gateway, Person, wait_for
 from .conftest import PROMPT, FakeWorker
@@ -82,7 +85,7 @@ async def test_job_lifecycle_and_fencing(
         assert again.json()["filename"] == "ComfyUI_00001__1.png"  # never overwrites
         out = Path(gateway.settings.users_dir / "alice" / "output" / "ComfyUI_00001_.png")
         assert out.read_bytes() == b"\x89PNG-bytes"  # noqa: ASYNC240
-        bad = {"X-Lease-Token": str(job["lease_token"] + 1)}
+        bad = {**lease, "X-Lease-Token": job["lease_token"] + "x"}
         r = await w.post(f"/worker/v1/jobs/{job_id}/complete", json={"outputs": {}}, headers=bad)
         assert r.status_code == 409
         assert r.json()["error"] == "lease_lost"
@@ -143,7 +146,8 @@ async def test_inputs_are_served_only_for_the_job(
     r = await w.get(f"/worker/v1/jobs/{job_id}/inputs?filename=secret.png", headers=lease)
     assert r.status_code == 404
     r = await w.get(
-        f"/worker/v1/jobs/{job_id}/inputs?filename=cat.png", headers={"X-Lease-Token": "0"}
+        f"/worker/v1/jobs/{job_id}/inputs?filename=cat.png",
+        headers={**lease, "X-Lease-Token": "0"},
     )
     assert r.status_code == 409
 
@@ -219,3 +223,80 @@ async def test_re_registering_keeps_the_nodes_until_the_new_ones_arrive(
         assert put.status_code == 204
         info = (await alice.get("/u/alice/api/object_info")).json()
         assert "ImageInvert" in info
+
+
+async def test_lease_tokens_are_random_strings(
+    gateway: Gateway, people: dict[str, Person], fake_worker: FakeWorker
+) -> None:
+    async with gateway.client(auth=people["alice"].auth) as alice:
+        for _ in range(2):
+            await alice.post("/api/v1/jobs", json={"prompt": PROMPT})
+    first, second = await fake_worker.claim(), await fake_worker.claim()
+    assert first is not None
+    assert second is not None
+    tokens = {first["lease_token"], second["lease_token"]}
+    assert len(tokens) == 2
+    assert all(isinstance(t, str) and len(t) >= 20 for t in tokens)  # 16 random bytes
+    assert not any(t.isdigit() for t in tokens)
+
+
+async def test_a_lease_belongs_to_the_worker_that_claimed(
+    gateway: Gateway, people: dict[str, Person], fake_worker: FakeWorker, aredis: Any
+) -> None:
+    """Another worker token that learns a job's id and lease token still cannot
+    send its events, upload into its user's folder, finish it or fail it."""
+    other_token = await UserStore(aredis).create_worker_token("gpu-other")
+    async with gateway.client(auth=people["alice"].auth) as alice:
+        job_id = (await alice.post("/api/v1/jobs", json={"prompt": PROMPT})).json()["id"]
+    job = await fake_worker.claim()
+    assert job is not None
+    async with gateway.client(headers={"Authorization": f"Bearer {other_token}"}) as client:
+        rogue = FakeWorker(client, "rogue-1")
+        await rogue.register()
+        stolen = rogue.lease(job)  # the first worker's job id and token, the rogue's own id
+        calls = [
+            ("POST", f"/worker/v1/jobs/{job_id}/events", {"json": {"events": []}}),
+            (
+                "PUT",
+                f"/worker/v1/jobs/{job_id}/outputs?filename=planted.png",
+                {"content": b"planted"},
+            ),
+            ("PUT", f"/worker/v1/jobs/{job_id}/preview", {"content": b"x"}),
+            ("GET", f"/worker/v1/jobs/{job_id}/inputs?filename=cat.png", {}),
+            ("POST", f"/worker/v1/jobs/{job_id}/complete", {"json": {"outputs": {}}}),
+            ("POST", f"/worker/v1/jobs/{job_id}/fail", {"json": {"error": {"type": "x"}}}),
+            ("POST", f"/worker/v1/jobs/{job_id}/release", {}),
+        ]
+        for method, url, kw in calls:
+            r = await client.request(method, url, headers=stolen, **kw)
+            assert r.status_code == 409, (url, r.text)
+            assert r.json()["error"] == "lease_lost"
+            assert "another worker holds it" in r.json()["message"]
+        beat = await client.post(
+            "/worker/v1/heartbeat",
+            json={
+                "worker_id": "rogue-1",
+                "jobs": [{"job_id": job_id, "lease_token": job["lease_token"]}],
+            },
+        )
+        assert beat.json()["lease_lost"] == [job_id]
+    assert not (gateway.settings.users_dir / "alice" / "output" / "planted.png").exists()
+    async with gateway.client(auth=people["alice"].auth) as alice:
+        assert (await alice.get(f"/api/v1/jobs/{job_id}")).json()["state"] == "running"
+    assert (await fake_worker.complete(job)).status_code == 204
+
+
+async def test_a_job_call_without_the_worker_id_is_refused(
+    gateway: Gateway, people: dict[str, Person], fake_worker: FakeWorker
+) -> None:
+    async with gateway.client(auth=people["alice"].auth) as alice:
+        job_id = (await alice.post("/api/v1/jobs", json={"prompt": PROMPT})).json()["id"]
+    job = await fake_worker.claim()
+    assert job is not None
+    r = await fake_worker.client.post(
+        f"/worker/v1/jobs/{job_id}/complete",
+        json={"outputs": {}},
+        headers={"X-Lease-Token": job["lease_token"]},
+    )
+    assert r.status_code == 422, r.text
+    assert "X-Worker-Id" in r.json()["message"]

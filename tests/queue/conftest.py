@@ -49,5 +49,5 @@ async def drain(queue: JobQueue, worker_id: str) -> list[str]:
     users = []
     while (job := await queue.claim(worker_id)) is not None:
         users.append(job.user)
-        await queue.complete(job.job_id, job.lease_token, {}, {})
+        await queue.complete(job.job_id, job.lease_token, worker_id, {}, {})
     return users

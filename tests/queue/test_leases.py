@@ -15,8 +15,10 @@ from hypothesis import strategies as st
 from comfy_multi.errors import LeaseLost
 from comfy_multi.queue.jobs import JobQueue
 from comfy_multi.queue.models import JobState
+from comfy_multi.queue.views import QueueViews
 from comfy_multi.queue.workers import WorkerRegistry
 from comfy_multi.settings import Settings
+from comfy_multi.store import keys
 from comfy_multi.store.connection import connect
 
 from ..conftest import wait_for
@@ -46,12 +48,12 @@ async def test_lost_job_returns_to_its_old_place(
     assert again is not None
     assert again.job_id == first  # ahead of the jobs queued after it
     assert again.attempt == 2
-    assert again.lease_token > claimed.lease_token
+    assert again.lease_token != claimed.lease_token
     # the first worker is fenced off
-    with pytest.raises(LeaseLost, match="another worker"):
-        await queue.complete(first, claimed.lease_token, {}, {})
-    assert not await queue.extend_lease(first, claimed.lease_token)
-    await queue.complete(first, again.lease_token, {"9": {"images": []}}, {})
+    with pytest.raises(LeaseLost, match="does not match"):
+        await queue.complete(first, claimed.lease_token, w1, {}, {})
+    assert not await queue.extend_lease(first, claimed.lease_token, w1)
+    await queue.complete(first, again.lease_token, w2, {"9": {"images": []}}, {})
     assert (await queue.get(first)).state == JobState.DONE
     assert [j.job_id for j in [await queue.claim(w2), await queue.claim(w2)] if j] == later
 
@@ -92,7 +94,7 @@ async def test_heartbeat_keeps_a_long_job(
     job = await queue.claim(w)
     assert job is not None
     before = await aredis.zscore("cm:running", job_id)
-    assert await queue.extend_lease(job_id, job.lease_token)
+    assert await queue.extend_lease(job_id, job.lease_token, w)
     assert await aredis.zscore("cm:running", job_id) >= before
     assert await queue.sweep() == 0
 
@@ -103,20 +105,20 @@ async def test_failure_with_requeue_and_release(queue: JobQueue, registry: Worke
     job = await queue.claim(w)
     assert job is not None
     assert (
-        await queue.fail(job_id, job.lease_token, {"type": "comfyui_lost"}, mode="retry")
+        await queue.fail(job_id, job.lease_token, w, {"type": "comfyui_lost"}, mode="retry")
         == "requeued"
     )
     job = await queue.claim(w)
     assert job is not None
     assert (
-        await queue.fail(job_id, job.lease_token, {"type": "released"}, mode="release")
+        await queue.fail(job_id, job.lease_token, w, {"type": "released"}, mode="release")
         == "requeued"
     )
     job = await queue.claim(w)
     assert job is not None
     assert job.attempt == 2  # the release did not count
     error = {"type": "execution_error", "exception_message": "boom"}
-    assert await queue.fail(job_id, job.lease_token, error, mode="fail") == "failed"
+    assert await queue.fail(job_id, job.lease_token, w, error, mode="fail") == "failed"
     assert (await queue.get(job_id)).error == error
 
 
@@ -159,7 +161,7 @@ async def test_concurrent_claims_never_share_a_job(
                     await client.zadd("cm:running", {job.job_id: 0})
                     continue
                 del holding[job.job_id]
-                await queue.complete(job.job_id, job.lease_token, {}, {})
+                await queue.complete(job.job_id, job.lease_token, worker_id, {}, {})
                 completed.append(job.job_id)
 
         await asyncio.gather(*(work(w) for w in workers))
@@ -177,3 +179,23 @@ async def test_concurrent_claims_never_share_a_job(
             assert job.job_id in leftover
     finally:
         await client.aclose()
+
+
+async def test_completion_records_the_run_time_average_by_redis_clock(
+    queue: JobQueue, registry: WorkerRegistry, aredis: Any
+) -> None:
+    """One script finishes the job and moves the room's average run time and
+    the worker's busy time, measured from the start Redis recorded."""
+    views = QueueViews(queue)
+    w = await add_worker(registry, "w1")
+    for run_s, expected_avg in ((5, 5000.0), (10, 6000.0)):  # newest run weighs 0.2
+        job_id = await submit(queue, "a")
+        job = await queue.claim(w)
+        assert job is not None
+        seconds, micros = await aredis.time()
+        now_ms = seconds * 1000 + micros // 1000
+        await aredis.hset(keys.job(job_id), "started_ms", now_ms - run_s * 1000)
+        await queue.complete(job_id, job.lease_token, w, {}, {})
+        assert abs(await views.average_run_ms() - expected_avg) < 50
+    busy_ms = int(await aredis.hget(keys.worker(w), "busy_ms"))
+    assert 15_000 <= busy_ms < 15_100

@@ -144,7 +144,7 @@ async def test_cancel_pending_and_running(queue: JobQueue, registry: WorkerRegis
     assert not await queue.cancel(running_id)  # already final
     assert await queue.claim(w) is None
     with pytest.raises(Conflict):
-        await queue.complete(job.job_id, job.lease_token, {}, {})
+        await queue.complete(job.job_id, job.lease_token, w, {}, {})
 
 
 @pytest.mark.parametrize("mode", [QueueMode.FAIR, QueueMode.FIFO])

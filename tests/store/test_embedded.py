@@ -35,7 +35,7 @@ async def test_state_survives_a_restart(tmp_path: Path) -> None:
         done = await queue.submit("alice", PROMPT, cls=5)
         claimed = await queue.claim("w1")
         assert claimed is not None
-        await queue.complete(done.id, claimed.lease_token, {"1": {"images": [1]}}, {})
+        await queue.complete(done.id, claimed.lease_token, "w1", {"1": {"images": [1]}}, {})
         waiting = [(await queue.submit("alice", PROMPT, cls=5)).id for _ in range(3)]
     finally:
         await client.aclose()

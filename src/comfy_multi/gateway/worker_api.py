@@ -15,7 +15,6 @@ from fastapi.responses import FileResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from comfy_multi.errors import BadRequest, Conflict, NotFound, TooLarge, WorkerNotFound
-from comfy_multi.queue import records
 from comfy_multi.queue.models import ClaimedJob
 from comfy_multi.queue.workers import Registration
 from comfy_multi.services.auth import PlatformDep, WorkerName
@@ -27,7 +26,9 @@ router = APIRouter(prefix="/worker/v1", include_in_schema=False)
 MAX_CLAIM_WAIT_S = 60.0
 MAX_PREVIEW_BYTES = 16 * 1024 * 1024
 MAX_OBJECT_INFO_BYTES = 128 * 1024 * 1024
-LeaseToken = Annotated[int, Header(alias="X-Lease-Token")]
+# a job-scoped call names its lease: the claim's token and the worker that claimed
+LeaseToken = Annotated[str, Header(alias="X-Lease-Token", max_length=200)]
+WorkerId = Annotated[str, Header(alias="X-Worker-Id", max_length=200)]
 
 
 class Strict(BaseModel):
@@ -41,7 +42,7 @@ class ClaimRequest(Strict):
 
 class HeldJob(Strict):
     job_id: str
-    lease_token: int
+    lease_token: str = Field(max_length=200)
 
 
 class HeartbeatRequest(Strict):
@@ -124,7 +125,9 @@ async def claim(
         job = await platform.queue.claim(body.worker_id)
         if job is not None:
             if await request.is_disconnected():  # the worker hung up meanwhile
-                await platform.queue.fail(job.job_id, job.lease_token, {}, mode="release")
+                await platform.queue.fail(
+                    job.job_id, job.lease_token, body.worker_id, {}, mode="release"
+                )
                 return Response(status_code=204)
             return job
         remaining = deadline - time.monotonic()
@@ -155,7 +158,7 @@ async def heartbeat(body: HeartbeatRequest, _: WorkerName, platform: PlatformDep
     lost = [
         held.job_id
         for held in body.jobs
-        if not await platform.queue.extend_lease(held.job_id, held.lease_token)
+        if not await platform.queue.extend_lease(held.job_id, held.lease_token, body.worker_id)
     ]
     return {
         "cancel": await platform.workers.take_cancels(body.worker_id),
@@ -168,13 +171,14 @@ async def heartbeat(body: HeartbeatRequest, _: WorkerName, platform: PlatformDep
 async def get_input(
     job_id: str,
     token: LeaseToken,
+    worker_id: WorkerId,
     _: WorkerName,
     platform: PlatformDep,
     filename: str,
     subfolder: str = "",
     type: Annotated[str, Query(pattern="^input$")] = "input",
 ) -> FileResponse:
-    await platform.queue.lease_holder(job_id, token)
+    await platform.queue.lease_holder(job_id, token, worker_id)
     job = await platform.queue.get(job_id)
     if not any(i.filename == filename and i.subfolder == subfolder for i in job.inputs):
         raise NotFound(f"{filename!r} is not one of this job's input files")
@@ -186,9 +190,14 @@ async def get_input(
 
 @router.post("/jobs/{job_id}/events", status_code=204)
 async def post_events(
-    job_id: str, body: Events, token: LeaseToken, _: WorkerName, platform: PlatformDep
+    job_id: str,
+    body: Events,
+    token: LeaseToken,
+    worker_id: WorkerId,
+    _: WorkerName,
+    platform: PlatformDep,
 ) -> Response:
-    await platform.queue.relay(job_id, token, body.events)
+    await platform.queue.relay(job_id, token, worker_id, body.events)
     return Response(status_code=204)
 
 
@@ -197,11 +206,12 @@ async def put_preview(
     job_id: str,
     request: Request,
     token: LeaseToken,
+    worker_id: WorkerId,
     _: WorkerName,
     platform: PlatformDep,
     meta: Annotated[str | None, Header(alias="X-Preview-Meta")] = None,
 ) -> Response:
-    user, client_id = await platform.queue.lease_holder(job_id, token)
+    user, client_id = await platform.queue.lease_holder(job_id, token, worker_id)
     image = await request.body()
     if len(image) > MAX_PREVIEW_BYTES:
         raise TooLarge("preview image too large")
@@ -228,13 +238,14 @@ async def put_output(
     job_id: str,
     request: Request,
     token: LeaseToken,
+    worker_id: WorkerId,
     _: WorkerName,
     platform: PlatformDep,
     filename: str,
     subfolder: str = "",
     type: Annotated[str, Query(pattern="^(output|temp)$")] = "output",
 ) -> dict[str, str]:
-    user, _client = await platform.queue.lease_holder(job_id, token)
+    user, _client = await platform.queue.lease_holder(job_id, token, worker_id)
     stored, folder = await platform.files.write_stream(
         user,
         type,
@@ -249,26 +260,36 @@ async def put_output(
 
 @router.post("/jobs/{job_id}/complete", status_code=204)
 async def complete(
-    job_id: str, body: Completion, token: LeaseToken, _: WorkerName, platform: PlatformDep
+    job_id: str,
+    body: Completion,
+    token: LeaseToken,
+    worker_id: WorkerId,
+    _: WorkerName,
+    platform: PlatformDep,
 ) -> Response:
-    started_ms = await records.started_ms(platform.redis, job_id)
-    await platform.queue.complete(job_id, token, body.outputs, body.meta)
-    if started_ms:
-        await platform.views.record_run_time(time.time() * 1000 - float(started_ms))
+    await platform.queue.complete(job_id, token, worker_id, body.outputs, body.meta)
     return Response(status_code=204)
 
 
 @router.post("/jobs/{job_id}/fail", status_code=204)
 async def fail(
-    job_id: str, body: Failure, token: LeaseToken, _: WorkerName, platform: PlatformDep
+    job_id: str,
+    body: Failure,
+    token: LeaseToken,
+    worker_id: WorkerId,
+    _: WorkerName,
+    platform: PlatformDep,
 ) -> Response:
-    await platform.queue.fail(job_id, token, body.error, mode="retry" if body.requeue else "fail")
+    mode = "retry" if body.requeue else "fail"
+    await platform.queue.fail(job_id, token, worker_id, body.error, mode=mode)
     return Response(status_code=204)
 
 
 @router.post("/jobs/{job_id}/release", status_code=204)
-async def release(job_id: str, token: LeaseToken, _: WorkerName, platform: PlatformDep) -> Response:
-    await platform.queue.fail(job_id, token, {"type": "released"}, mode="release")
+async def release(
+    job_id: str, token: LeaseToken, worker_id: WorkerId, _: WorkerName, platform: PlatformDep
+) -> Response:
+    await platform.queue.fail(job_id, token, worker_id, {"type": "released"}, mode="release")
     return Response(status_code=204)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
+import secrets
 import uuid
 from typing import Any, cast
 
@@ -11,7 +13,7 @@ from redis.asyncio import Redis
 
 from comfy_multi.errors import BadRequest, Conflict, JobNotFound, LeaseLost, QueueFull
 from comfy_multi.queue.models import ClaimedJob, InputRef, Job, JobState, QueueConfig, QueueMode
-from comfy_multi.settings import Settings
+from comfy_multi.settings import PRIORITY_CLASSES, Settings
 from comfy_multi.store import keys
 from comfy_multi.store.scripts import Scripts
 from comfy_multi.wording import plural
@@ -20,7 +22,9 @@ logger = logging.getLogger(__name__)
 
 CLAIM_LOOKAHEAD = 32  # jobs a claim inspects for capability fit
 SWEEP_BATCH = 500
-MIN_CLASS, MAX_CLASS = keys.CLASSES.start, keys.CLASSES.stop - 1
+MIN_CLASS, MAX_CLASS = 0, PRIORITY_CLASSES - 1
+RUN_TIME_EWMA = 0.2  # weight of the newest run in the room's average run time
+LEASE_TOKEN_BYTES = 16  # a lease token is this much randomness, never a counter
 
 
 def check_class(cls: int) -> int:
@@ -40,7 +44,7 @@ class JobQueue:
     def __init__(self, redis: Redis, settings: Settings) -> None:
         self.redis = redis
         self.settings = settings
-        self.scripts = Scripts(redis)
+        self.scripts = Scripts(redis, PRIORITY_CLASSES)
 
     @property
     def _ttl_ms(self) -> int:
@@ -120,7 +124,10 @@ class JobQueue:
     # worker side ------------------------------------------------------------
 
     async def claim(self, worker_id: str) -> ClaimedJob | None:
-        h = await self.scripts.claim(worker_id, self._lease_ms, CLAIM_LOOKAHEAD)
+        """The next job this worker can run, under a lease: an unguessable token
+        that, with this worker's id, every later report on the job must present."""
+        token = secrets.token_urlsafe(LEASE_TOKEN_BYTES)
+        h = await self.scripts.claim(worker_id, self._lease_ms, CLAIM_LOOKAHEAD, token)
         if h is None:
             return None
         job = Job.from_hash(h)
@@ -137,50 +144,70 @@ class JobQueue:
             timeout_seconds=self.settings.job_timeout_seconds,
         )
 
-    async def extend_lease(self, job_id: str, token: int) -> bool:
-        return await self.scripts.heartbeat(job_id, str(token), self._lease_ms) == "ok"
+    async def extend_lease(self, job_id: str, token: str, worker_id: str) -> bool:
+        result = await self.scripts.heartbeat(job_id, token, worker_id, self._lease_ms)
+        return result == "ok"
 
-    async def lease_holder(self, job_id: str, token: int) -> tuple[str, str | None]:
-        """(user, client_id) of the running job held with this token, or LeaseLost.
-        Reads four fields only: it sits on the hot path of event relaying."""
-        state, held, user, client_id = await self.redis.hmget(
-            keys.job(job_id), ["state", "token", "user", "client_id"]
+    async def lease_holder(self, job_id: str, token: str, worker_id: str) -> tuple[str, str | None]:
+        """(user, client_id) of the running job this worker holds with this token,
+        or LeaseLost. Reads five fields only: previews and outputs pass here."""
+        state, held, holder, user, client_id = await self.redis.hmget(
+            keys.job(job_id), ["state", "token", "worker", "user", "client_id"]
         )
-        if state != JobState.RUNNING or held != str(token):
-            why = "missing" if state is None else "stale" if state == JobState.RUNNING else state
-            raise LeaseLost(job_id, _lost_reason(str(why)))
+        if state is None:
+            raise LeaseLost(job_id, _lost_reason("missing"))
+        if state != JobState.RUNNING:
+            raise LeaseLost(job_id, _lost_reason(str(state)))
+        if not token or not held or not hmac.compare_digest(str(held), token):
+            raise LeaseLost(job_id, _lost_reason("stale"))
+        if holder != worker_id:
+            raise LeaseLost(job_id, _lost_reason("other_worker"))
         return str(user), str(client_id) if client_id else None
 
-    async def relay(self, job_id: str, token: int, messages: list[dict[str, Any]]) -> None:
+    async def relay(
+        self, job_id: str, token: str, worker_id: str, messages: list[dict[str, Any]]
+    ) -> None:
         """Publish a running job's ComfyUI messages to its user (and keep its
         latest progress for pages that open mid-run), or LeaseLost."""
         progress = [m.get("data", {}) for m in messages if m.get("type") == "progress"]
         result = await self.scripts.relay(
-            job_id, str(token), _dumps(messages), _dumps(progress[-1]) if progress else ""
+            job_id, token, worker_id, _dumps(messages), _dumps(progress[-1]) if progress else ""
         )
         if result != "ok":
             raise LeaseLost(job_id, _lost_reason(result))
 
     async def complete(
-        self, job_id: str, token: int, outputs: dict[str, Any], meta: dict[str, Any]
+        self,
+        job_id: str,
+        token: str,
+        worker_id: str,
+        outputs: dict[str, Any],
+        meta: dict[str, Any],
     ) -> None:
+        """Record the outputs; the worker's tallies and the room's average run
+        time move in the same script, by Redis's clock."""
         result = await self.scripts.complete(
             job_id,
-            str(token),
+            token,
+            worker_id,
             _dumps(outputs),
             _dumps(meta),
             self.settings.history_per_user,
             self._ttl_ms,
+            RUN_TIME_EWMA,
         )
         if result != "ok":
             raise LeaseLost(job_id, _lost_reason(result))
         logger.info("job %s done", job_id)
 
-    async def fail(self, job_id: str, token: int, error: dict[str, Any], *, mode: str) -> str:
+    async def fail(
+        self, job_id: str, token: str, worker_id: str, error: dict[str, Any], *, mode: str
+    ) -> str:
         """mode: fail, retry (requeue while attempts remain) or release (not an attempt)."""
         result = await self.scripts.fail(
             job_id,
-            str(token),
+            token,
+            worker_id,
             _dumps(error),
             mode,
             self.settings.max_attempts,
@@ -268,7 +295,8 @@ class JobQueue:
 def _lost_reason(result: str) -> str:
     return {
         "missing": "it no longer exists",
-        "stale": "its lease expired and it was given to another worker",
+        "stale": "its lease token does not match (the lease expired, or it was never yours)",
+        "other_worker": "another worker holds it",
         "pending": "its lease expired and it went back to the queue",
         "cancelled": "it was cancelled",
         "done": "it already finished",

@@ -62,7 +62,7 @@ class Job(BaseModel):
     outputs: dict[str, Any] = Field(default_factory=dict)
     meta: dict[str, Any] = Field(default_factory=dict)
     error: dict[str, Any] | None = None
-    token: int = 0
+    token: str = ""  # the lease token of the running claim; never shown
 
     @classmethod
     def from_hash(cls, h: dict[str, str]) -> Job:
@@ -85,7 +85,7 @@ class Job(BaseModel):
             outputs=_json(h.get("outputs"), {}),
             meta=_json(h.get("meta"), {}),
             error=_json(h.get("error"), None),
-            token=_int(h.get("token")) or 0,
+            token=h.get("token") or "",
         )
 
     def public(self, *, with_prompt: bool = True) -> dict[str, Any]:
@@ -98,7 +98,7 @@ class ClaimedJob(BaseModel):
     """What a worker receives from a claim."""
 
     job_id: str
-    lease_token: int
+    lease_token: str  # random; with the worker id, it names the lease
     lease_seconds: float
     attempt: int
     user: str

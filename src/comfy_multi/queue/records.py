@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
+from comfy_multi.queue.room import CLASSES
 from comfy_multi.store import keys
 
 OWNER_SLICE = 64
@@ -39,12 +40,6 @@ async def job_owners(redis: Redis, job_ids: list[str]) -> list[str | None]:
     return owners
 
 
-async def started_ms(redis: Redis, job_id: str) -> str | None:
-    """Only the start time, not the whole record with its prompt."""
-    value = await redis.hget(keys.job(job_id), "started_ms")
-    return None if value is None else str(value)
-
-
 async def finished_ids(redis: Redis, count: int | None = None) -> list[str]:
     """The room's finished jobs, newest first (the newest `count` when given)."""
     stop = -1 if count is None else count - 1
@@ -57,7 +52,7 @@ async def all_job_ids(redis: Redis) -> set[str]:
     async with redis.pipeline(transaction=False) as pipe:
         pipe.zrange(keys.FINISHED, 0, -1)
         pipe.zrange(keys.RUNNING, 0, -1)
-        for cls in keys.CLASSES:
+        for cls in CLASSES:
             pipe.zrange(keys.pending_all(cls), 0, -1)
         for name in names:
             pipe.zrange(keys.user_history(name), 0, -1)

@@ -9,9 +9,10 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from comfy_multi.settings import PRIORITY_CLASSES
 from comfy_multi.store import keys
 
-CLASSES = keys.CLASSES  # the priority classes, 0 first
+CLASSES = range(PRIORITY_CLASSES)  # the priority classes, 0 first
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,12 @@
 """The only module that spells a Redis key or channel name.
 
-Lua scripts receive `PREFIX` as their first key and derive per-user and
-per-class keys from it with the same spelling as the functions below.
+Every key is `PREFIX` followed by one of the templates in `TEMPLATES` (a
+`{}` stands for a job id, user, class or worker id). Python code calls the
+functions and constants below; the Lua scripts get the same templates as a
+table `K` of keys and key builders that `store/scripts.py` generates from
+`TEMPLATES` (`K.config`, `K.job(id)`, `K.pending_user(c, u)`), with the
+prefix passed in as `KEYS[1]`. A test reads every script and fails on a key
+spelled anywhere else.
 """
 
 from __future__ import annotations
@@ -10,27 +15,66 @@ from typing import Any
 
 PREFIX = "cm:"
 
-SEQ = f"{PREFIX}seq"  # counter: a job's place in the queue
-FRONT_SEQ = f"{PREFIX}frontseq"  # counter: move-to-front places (negated)
-SERVED_TICK = f"{PREFIX}servedtick"  # counter: fair round-robin clock
-LAST_SERVED = f"{PREFIX}lastserved"  # hash user -> tick of their last claim
-CONFIG = f"{PREFIX}config"  # hash: mode, paused, cap
-USER_CAPS = f"{PREFIX}caps"  # hash user -> pending cap
-RUNNING = f"{PREFIX}running"  # zset job -> lease deadline (ms)
-FINISHED = f"{PREFIX}finished"  # zset job -> finish time (ms), bounded
-EVENTS_CHANNEL = f"{PREFIX}ev"  # pub/sub: JSON platform events
-PREVIEW_CHANNEL = f"{PREFIX}ev:preview"  # pub/sub: binary previews
-EVENTS_STREAM = f"{PREFIX}events"  # stream: recent events for catch-up
-USERS = f"{PREFIX}users"  # set of user names
-WORKERS = f"{PREFIX}workers"  # zset worker -> last seen (ms)
-WORKER_TOKENS = f"{PREFIX}wtokens"  # hash token name -> sha256(token)
-OBJECT_INFO = f"{PREFIX}objinfo"  # hash digest -> object_info JSON
-WORKER_DIGESTS = f"{PREFIX}wdigests"  # hash worker -> digest of its last object_info
-STATS = f"{PREFIX}stats"  # hash of counters (run time EWMA, ...)
-ROOM_CLOCK = f"{PREFIX}roomclock"  # hash: started_ms, stopped_ms, served_ms (uptime)
-METRICS = f"{PREFIX}metrics"  # hash: /metrics histograms and counters folded from finished jobs
+# name -> spelling after PREFIX; the Lua scripts use the same names
+TEMPLATES: dict[str, str] = {
+    "seq": "seq",  # counter: a job's place in the queue
+    "frontseq": "frontseq",  # counter: move-to-front places (negated)
+    "servedtick": "servedtick",  # counter: fair round-robin clock
+    "lastserved": "lastserved",  # hash user -> tick of their last claim
+    "config": "config",  # hash: mode, paused, cap, broadcast
+    "caps": "caps",  # hash user -> pending cap
+    "running": "running",  # zset job -> lease deadline (ms)
+    "finished": "finished",  # zset job -> finish time (ms), bounded
+    "events_channel": "ev",  # pub/sub: JSON platform events
+    "preview_channel": "ev:preview",  # pub/sub: binary previews
+    "events_stream": "events",  # stream: recent events for catch-up
+    "users": "users",  # set of user names
+    "workers": "workers",  # zset worker -> last seen (ms)
+    "wtokens": "wtokens",  # hash token name -> sha256(token)
+    "objinfo": "objinfo",  # hash digest -> object_info JSON
+    "wdigests": "wdigests",  # hash worker -> digest of its last object_info
+    "stats": "stats",  # hash: run_ms_avg (run-time moving average), ...
+    "metrics": "metrics",  # hash: /metrics histograms and counters of finished jobs
+    "roomclock": "roomclock",  # hash: started_ms, stopped_ms, served_ms (uptime)
+    "job": "job:{}",  # hash: one job
+    "pending_all": "pending:{}:all",  # zset job -> seq: FIFO order of one class
+    "pending_users": "pending:{}:users",  # zset user -> fair score, one class
+    "pending_user": "pending:{}:u:{}",  # zset job -> seq: one user's jobs in one class
+    "upending": "upending:{}",  # zset job -> seq: one user's pending jobs, any class
+    "urunning": "urunning:{}",  # zset job -> started (ms): one user's running jobs
+    "uhistory": "uhistory:{}",  # zset job -> finished (ms): one user's history, bounded
+    "user": "user:{}",  # hash: one account
+    "apitoken": "apitoken:{}",  # hash: one API token, by its digest
+    "signin": "signin:{}",  # hash: one sign-in link, by its digest
+    "worker": "worker:{}",  # hash: one worker
+    "worker_nodes": "worker:{}:nodes",  # set: node class names the worker's ComfyUI offers
+    "worker_cancel": "worker:{}:cancel",  # set: running job ids the worker must interrupt
+}
 
-CLASSES = range(10)  # priority classes, 0 most urgent
+
+def _key(name: str, *parts: object) -> str:
+    return PREFIX + TEMPLATES[name].format(*parts)
+
+
+SEQ = _key("seq")
+FRONT_SEQ = _key("frontseq")
+SERVED_TICK = _key("servedtick")
+LAST_SERVED = _key("lastserved")
+CONFIG = _key("config")
+USER_CAPS = _key("caps")
+RUNNING = _key("running")
+FINISHED = _key("finished")
+EVENTS_CHANNEL = _key("events_channel")
+PREVIEW_CHANNEL = _key("preview_channel")
+EVENTS_STREAM = _key("events_stream")
+USERS = _key("users")
+WORKERS = _key("workers")
+WORKER_TOKENS = _key("wtokens")
+OBJECT_INFO = _key("objinfo")
+WORKER_DIGESTS = _key("wdigests")
+STATS = _key("stats")
+METRICS = _key("metrics")
+ROOM_CLOCK = _key("roomclock")
 
 
 def text_map(raw: dict[Any, Any]) -> dict[str, str]:
@@ -39,60 +83,60 @@ def text_map(raw: dict[Any, Any]) -> dict[str, str]:
 
 
 def job(job_id: str) -> str:
-    return f"{PREFIX}job:{job_id}"
+    return _key("job", job_id)
 
 
 def pending_all(cls: int) -> str:
     """FIFO order of one class: job -> seq."""
-    return f"{PREFIX}pending:{cls}:all"
+    return _key("pending_all", cls)
 
 
 def pending_users(cls: int) -> str:
     """Fair order of one class: user -> round-robin score."""
-    return f"{PREFIX}pending:{cls}:users"
+    return _key("pending_users", cls)
 
 
 def pending_user(cls: int, user: str) -> str:
     """One user's jobs in one class: job -> seq."""
-    return f"{PREFIX}pending:{cls}:u:{user}"
+    return _key("pending_user", cls, user)
 
 
 def user_pending(user: str) -> str:
     """All of one user's pending jobs, any class: job -> seq."""
-    return f"{PREFIX}upending:{user}"
+    return _key("upending", user)
 
 
 def user_running(user: str) -> str:
     """One user's running jobs: job -> started (ms)."""
-    return f"{PREFIX}urunning:{user}"
+    return _key("urunning", user)
 
 
 def user_history(user: str) -> str:
     """One user's finished jobs: job -> finish time (ms), bounded."""
-    return f"{PREFIX}uhistory:{user}"
+    return _key("uhistory", user)
 
 
 def user(name: str) -> str:
-    return f"{PREFIX}user:{name}"
+    return _key("user", name)
 
 
 def api_token(digest: str) -> str:
-    return f"{PREFIX}apitoken:{digest}"
+    return _key("apitoken", digest)
 
 
 def signin_token(digest: str) -> str:
-    return f"{PREFIX}signin:{digest}"
+    return _key("signin", digest)
 
 
 def worker(worker_id: str) -> str:
-    return f"{PREFIX}worker:{worker_id}"
+    return _key("worker", worker_id)
 
 
 def worker_nodes(worker_id: str) -> str:
     """Set of node class names the worker's ComfyUI offers."""
-    return f"{PREFIX}worker:{worker_id}:nodes"
+    return _key("worker_nodes", worker_id)
 
 
 def cancel_requests(worker_id: str) -> str:
     """Set of running job ids the worker must interrupt."""
-    return f"{PREFIX}worker:{worker_id}:cancel"
+    return _key("worker_cancel", worker_id)

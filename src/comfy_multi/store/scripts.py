@@ -1,7 +1,14 @@
-"""The Lua scripts, each behind a typed method. Callers never see Lua."""
+"""The Lua scripts, each behind a typed method. Callers never see Lua.
+
+Each script is sent as one text: a preamble generated here (the key table
+`K` from `keys.TEMPLATES`, the number of priority classes), `_common.lua`
+(the claim rule and the helpers every script shares), `_walk.lua` for the
+scripts that walk the claim rule without claiming, then the script itself.
+"""
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from importlib.resources import files
 from typing import Any
@@ -11,12 +18,38 @@ from redis.commands.core import AsyncScript
 
 from comfy_multi.store import keys
 
+WALKERS = {"order", "places"}  # scripts that need _walk.lua
+_SPELLING = re.compile(r"^[a-z0-9_:]*$")
+
+
+def _lua_builder(name: str, template: str) -> str:
+    """`K.name = ...`: a key, or a function of the template's `{}` parts."""
+    parts = template.split("{}")
+    if not all(_SPELLING.match(p) for p in parts):
+        raise ValueError(f"key template {template!r} has characters the Lua preamble can't hold")
+    if len(parts) == 1:
+        return f"K.{name} = P .. '{template}'"
+    args = [f"a{i}" for i in range(len(parts) - 1)]
+    pieces = ["P"]
+    for i, part in enumerate(parts):
+        if part:
+            pieces.append(f"'{part}'")
+        if i < len(args):
+            pieces.append(args[i])
+    return f"K.{name} = function({', '.join(args)}) return {' .. '.join(pieces)} end"
+
+
+def preamble(classes: int) -> str:
+    lines = ["local P = KEYS[1]", f"local NCLASSES = {int(classes)}", "local K = {}"]
+    lines += [_lua_builder(name, template) for name, template in keys.TEMPLATES.items()]
+    return "\n".join(lines) + "\n"
+
 
 @cache
-def _lua(name: str) -> str:
+def _lua(name: str, classes: int) -> str:
     folder = files("comfy_multi.store.lua")
-    common = folder.joinpath("_common.lua").read_text()
-    return common + "\n" + folder.joinpath(f"{name}.lua").read_text()
+    parts = ["_common"] + (["_walk"] if name in WALKERS else []) + [name]
+    return preamble(classes) + "\n".join(folder.joinpath(f"{p}.lua").read_text() for p in parts)
 
 
 def _text(value: Any) -> str:
@@ -30,9 +63,9 @@ def _pairs(flat: list[Any]) -> dict[str, str]:
 class Scripts:
     """Registered once per connection; redis-py runs EVALSHA and reloads on NOSCRIPT."""
 
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, classes: int) -> None:
         def load(name: str) -> AsyncScript:
-            return redis.register_script(_lua(name))
+            return redis.register_script(_lua(name, classes))
 
         self._enqueue = load("enqueue")
         self._claim = load("claim")
@@ -42,6 +75,7 @@ class Scripts:
         self._cancel = load("cancel")
         self._reprioritize = load("reprioritize")
         self._sweep = load("sweep")
+        self._order = load("order")
         self._places = load("places")
         self._relay = load("relay")
 
@@ -64,24 +98,45 @@ class Scripts:
         )
         return _text(kind), int(value), int(rest[0]) if rest else 0
 
-    async def claim(self, worker_id: str, lease_ms: int, lookahead: int) -> dict[str, str] | None:
-        flat = await self._run(self._claim, worker_id, lease_ms, lookahead)
+    async def claim(
+        self, worker_id: str, lease_ms: int, lookahead: int, token: str
+    ) -> dict[str, str] | None:
+        flat = await self._run(self._claim, worker_id, lease_ms, lookahead, token)
         return _pairs(flat) if flat else None
 
-    async def heartbeat(self, job_id: str, token: str, lease_ms: int) -> str:
-        return _text(await self._run(self._heartbeat, job_id, token, lease_ms))
+    async def heartbeat(self, job_id: str, token: str, worker_id: str, lease_ms: int) -> str:
+        return _text(await self._run(self._heartbeat, job_id, token, worker_id, lease_ms))
 
     async def complete(
-        self, job_id: str, token: str, outputs: str, meta: str, history_max: int, ttl_ms: int
+        self,
+        job_id: str,
+        token: str,
+        worker_id: str,
+        outputs: str,
+        meta: str,
+        history_max: int,
+        ttl_ms: int,
+        run_weight: float,
     ) -> str:
         return _text(
-            await self._run(self._complete, job_id, token, outputs, meta, history_max, ttl_ms)
+            await self._run(
+                self._complete,
+                job_id,
+                token,
+                worker_id,
+                outputs,
+                meta,
+                history_max,
+                ttl_ms,
+                run_weight,
+            )
         )
 
     async def fail(
         self,
         job_id: str,
         token: str,
+        worker_id: str,
         error: str,
         mode: str,
         max_attempts: int,
@@ -90,7 +145,15 @@ class Scripts:
     ) -> str:
         return _text(
             await self._run(
-                self._fail, job_id, token, error, mode, max_attempts, history_max, ttl_ms
+                self._fail,
+                job_id,
+                token,
+                worker_id,
+                error,
+                mode,
+                max_attempts,
+                history_max,
+                ttl_ms,
             )
         )
 
@@ -104,8 +167,15 @@ class Scripts:
     async def sweep(self, max_attempts: int, history_max: int, ttl_ms: int, batch: int) -> int:
         return int(await self._run(self._sweep, max_attempts, history_max, ttl_ms, batch))
 
-    async def relay(self, job_id: str, token: str, messages: str, progress: str) -> str:
-        return _text(await self._run(self._relay, job_id, token, messages, progress))
+    async def relay(
+        self, job_id: str, token: str, worker_id: str, messages: str, progress: str
+    ) -> str:
+        return _text(await self._run(self._relay, job_id, token, worker_id, messages, progress))
+
+    async def order(self, worker_id: str, limit: int, lookahead: int) -> list[str]:
+        """The first `limit` job ids the claim rule would hand out to this worker
+        ("" for one that runs everything), next first."""
+        return [_text(x) for x in await self._run(self._order, worker_id, limit, lookahead)]
 
     async def places(self, users: list[str]) -> list[tuple[str, str, int]]:
         """(user, job id, place) of each listed user's pending jobs."""

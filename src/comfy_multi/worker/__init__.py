@@ -22,7 +22,7 @@ claims one job at a time and runs it on ComfyUI:
 Cleanup on ComfyUI's side: ComfyUI has no route that deletes files, so after
 each job the worker (1) removes the job's history entry (``POST /history``),
 (2) when started with ``--comfyui-input-dir`` (the worker shares ComfyUI's
-filesystem) deletes the job's input folder ``cm-<job id>-<lease token>``, and
+filesystem) deletes the job's input folder ``cm-<job id>-<digest of the lease token>``, and
 otherwise (3) overwrites every file it uploaded with a 1x1 PNG placeholder
 (``/upload/image`` with ``overwrite``), which frees the space and leaves only
 those placeholders behind. LoadImage lists only the top of the input folder, so

@@ -59,7 +59,8 @@ class Channel:
     ) -> httpx.Response:
         headers = dict(kwargs.pop("headers", None) or {})
         if job is not None:
-            headers["X-Lease-Token"] = str(job.lease_token)
+            headers["X-Lease-Token"] = job.lease_token
+            headers["X-Worker-Id"] = self.worker_id
         try:
             response = await self._http.request(method, path, headers=headers, **kwargs)
         except httpx.TransportError as exc:
@@ -153,7 +154,7 @@ class Channel:
                 "GET",
                 f"/jobs/{job.job_id}/inputs",
                 params={"filename": item.filename, "subfolder": item.subfolder, "type": item.type},
-                headers={"X-Lease-Token": str(job.lease_token)},
+                headers={"X-Lease-Token": job.lease_token, "X-Worker-Id": self.worker_id},
             )
             try:
                 response = await self._http.send(request, stream=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import mimetypes
 from dataclasses import dataclass
@@ -30,8 +31,9 @@ class StagedInput:
 
 
 def job_folder(job: ClaimedJob) -> str:
-    """The job's own input subfolder on ComfyUI; one per claim, so attempts never share."""
-    return f"cm-{job.job_id}-{job.lease_token}"
+    """The job's own input subfolder on ComfyUI; one per claim, so attempts never
+    share. Named by a digest of the lease token: the token itself stays secret."""
+    return f"cm-{job.job_id}-{hashlib.sha256(job.lease_token.encode()).hexdigest()[:12]}"
 
 
 def _unique_names(inputs: list[InputRef]) -> list[str]:

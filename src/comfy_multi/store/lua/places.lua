@@ -1,71 +1,58 @@
 -- Each listed user's pending jobs with their place in the dispatch order
--- (0 = next), without simulating the whole queue: in fair mode every user
--- with jobs is served once per round in the order of their scores, so a
--- job that is its user's k-th (from 0) comes after k of every other user's
--- jobs (or all they have), plus one from each user ahead in the round who
--- has more than k. Front-moved jobs count at their user's turn.
+-- (0 = next): the claim rule of _common.lua walked without claiming, as in
+-- order.lua, for a worker that runs everything, until every listed user's
+-- jobs are placed. A fair class is walked claim by claim only while a
+-- front-moved job waits in it; from there everyone left takes turns and the
+-- rest of the class is placed at once (_walk.lua V.rotate). In fifo mode a
+-- job's place is its rank: the claim rule there is oldest first.
 -- KEYS[1] prefix
 -- ARGV[1..] users
 -- Returns a flat list: user, job id, place, user, job id, place, ...
-local mode = redis.call('HGET', P .. 'config', 'mode') or 'fair'
-local wanted = {}
-for i = 1, #ARGV do wanted[ARGV[i]] = true end
+local mode = queue_mode()
+local wanted, waiting = {}, 0
+for i = 1, #ARGV do
+  if not wanted[ARGV[i]] then
+    wanted[ARGV[i]] = true
+    waiting = waiting + redis.call('ZCARD', K.upending(ARGV[i]))
+  end
+end
 local out = {}
-local function add(u, id, place)
+local function place(u, id, at)
   out[#out + 1] = u
   out[#out + 1] = id
-  out[#out + 1] = place
+  out[#out + 1] = at
+  waiting = waiting - 1
 end
+local everything = function() return true end
 
--- t[k] for k in 0..cap-1: how many of counts[1..upto] exceed k, in
--- O(upto + cap) through a histogram of the counts (capped at cap).
-local function more_than(counts, upto, cap)
-  local hist, t = {}, {}
-  for k = 0, cap do hist[k] = 0 end
-  for j = 1, upto do
-    local n = math.min(counts[j], cap)
-    hist[n] = hist[n] + 1
-  end
-  local running = 0
-  for k = cap, 1, -1 do
-    running = running + hist[k]
-    t[k - 1] = running
-  end
-  return t
-end
-
-local base = 0 -- jobs waiting in more urgent classes
-for c = 0, 9 do
-  local total = redis.call('ZCARD', k_all(c))
-  if total > 0 then
-    if mode == 'fifo' then
+local pos = 0
+if mode == 'fifo' then
+  -- oldest first in each class: a job's place is its rank
+  for c = 0, NCLASSES - 1 do
+    if waiting <= 0 then break end
+    local total = redis.call('ZCARD', K.pending_all(c))
+    if total > 0 then
       for u in pairs(wanted) do
-        for _, id in ipairs(redis.call('ZRANGE', k_user(c, u), 0, -1)) do
-          add(u, id, base + redis.call('ZRANK', k_all(c), id))
+        for _, id in ipairs(redis.call('ZRANGE', K.pending_user(c, u), 0, -1)) do
+          place(u, id, pos + redis.call('ZRANK', K.pending_all(c), id))
         end
       end
-    else
-      local users = redis.call('ZRANGE', k_users(c), 0, -1)
-      local counts, most = {}, 0
-      for i, v in ipairs(users) do
-        counts[i] = redis.call('ZCARD', k_user(c, v))
-        if counts[i] > most then most = counts[i] end
-      end
-      local above = more_than(counts, #counts, most) -- users with more than k jobs
-      for i, v in ipairs(users) do
-        if wanted[v] then
-          -- users before this one in the round with more than k jobs
-          local ahead = more_than(counts, i - 1, counts[i])
-          local others = 0 -- sum over other users of min(their jobs, k)
-          for k, id in ipairs(redis.call('ZRANGE', k_user(c, v), 0, -1)) do
-            local rank = k - 1
-            add(v, id, base + rank + others + ahead[rank])
-            others = others + above[rank] - 1 -- this user is among `above`
-          end
-        end
-      end
+      pos = pos + total
     end
-    base = base + total
+  end
+  return out
+end
+
+local V = memory_view()
+while waiting > 0 do
+  local id, u, c = next_job(V, mode, 1, everything)
+  if not id then break end
+  if V.rotating(c) then
+    pos = V.rotate(c, pos, wanted, place)
+  else
+    if wanted[u] then place(u, id, pos) end
+    V.take(c, u, id)
+    pos = pos + 1
   end
 end
 return out
