@@ -361,11 +361,62 @@ def user_list(data_dir: DataDir = None) -> None:
 
 
 @user_app.command("remove")
-def user_remove(name: str, data_dir: DataDir = None) -> None:
-    """Remove a user (their files stay in the data dir)."""
+def user_remove(
+    name: str,
+    archive: Annotated[
+        bool, typer.Option("--archive", help="Keep their files under <data dir>/archive/.")
+    ] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Remove a person: sign-ins, waiting jobs and history end; files are deleted
+    (or, with --archive, kept under the data dir). Says what was removed."""
+    from comfy_multi.services.removal import remove_person
+
     settings = open_room(data_dir).settings
-    run_with_redis(settings, lambda r: UserStore(r).remove(name))
-    console.print(f"removed [bold]{name}[/]")
+    removed = run_with_redis(settings, lambda r: remove_person(r, settings, name, archive=archive))
+    console.print(removed.summary(), highlight=False)
+
+
+@user_app.command("tokens")
+def user_tokens(name: str, data_dir: DataDir = None) -> None:
+    """List a person's API tokens (ids only; the tokens themselves are not stored)."""
+    settings = open_room(data_dir).settings
+
+    async def work(r: Redis) -> list[Any]:
+        await UserStore(r).get(name)
+        return await UserStore(r).api_tokens(name)
+
+    table = Table("id", "label", "created", "expires")
+    for t in run_with_redis(settings, work):
+        table.add_row(t.id, t.label, _when(t.created_ms), _when(t.expires_ms) or "never")
+    console.print(table)
+
+
+@user_app.command("revoke-token")
+def user_revoke_token(
+    name: str,
+    token_id: Annotated[str | None, typer.Argument(help="From `user tokens NAME`.")] = None,
+    all_tokens: Annotated[bool, typer.Option("--all", help="Revoke every token.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Revoke one API token of a person (or --all); refused from the next request."""
+    settings = open_room(data_dir).settings
+    if all_tokens == (token_id is not None):
+        raise fail("give either a TOKEN_ID or --all")
+
+    async def work(r: Redis) -> str:
+        store = UserStore(r)
+        await store.get(name)
+        if token_id is None:
+            return f"revoked {await store.revoke_api_tokens(name)} API token(s) of {name}"
+        revoked = await store.revoke_api_token(name, token_id)
+        return f"revoked API token {revoked.id} of {name}"
+
+    console.print(run_with_redis(settings, work), highlight=False)
+
+
+def _when(ms: int | None) -> str:
+    return datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M") if ms else ""
 
 
 @user_app.command("password")

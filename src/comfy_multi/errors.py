@@ -12,6 +12,9 @@
         ├── Conflict           409 (LeaseLost, AlreadyExists)
         ├── TooLarge           413
         ├── QueueFull          429 (per-user pending cap)
+        ├── TooManyAttempts    429 with Retry-After (sign-in throttle)
+        ├── Busy               503 with Retry-After (too much work of one kind at once)
+        ├── StoreFull          503 (Redis reached its maxmemory)
         └── NoWorkerYet        503 (no GPU worker has ever registered)
 
 The gateway maps the RequestError branch to JSON `{"error": code, "message": text}`.
@@ -50,6 +53,10 @@ class RequestError(ComfyMultiError):
 
     def body(self) -> dict[str, Any]:
         return {"error": self.code, "message": sentence(self.message)}
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {}
 
 
 class BadRequest(RequestError):
@@ -143,6 +150,35 @@ class QueueFull(RequestError):
             f"Wait for {its} to finish, or cancel {its}."
         )
         self.waiting = waiting
+
+
+class TooManyAttempts(RequestError):
+    status = 429
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = max(1, retry_after_s)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
+
+
+class Busy(TooManyAttempts):
+    status = 503
+    code = "busy"
+
+
+class StoreFull(RequestError):
+    status = 503
+    code = "store_full"
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the queue store is full (its memory limit is reached), so nothing new can be "
+            "saved; the instructor can remove old jobs or raise COMFY_MULTI_REDIS_MAXMEMORY_MB"
+        )
 
 
 class NoWorkerYet(RequestError):

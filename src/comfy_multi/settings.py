@@ -35,6 +35,14 @@ class Settings(BaseSettings):
     log_json: bool = False
     session_days: float = Field(default=7.0, gt=0)
 
+    # sign-in throttle: failures before a wait, per account (from one address) and per address
+    login_failures_per_account: int = Field(default=5, ge=1)
+    login_failures_per_address: int = Field(default=30, ge=1)
+    login_window_seconds: float = Field(default=900.0, gt=0)  # failures are forgotten after this
+    login_backoff_max_seconds: float = Field(default=300.0, gt=0)
+    password_checks_at_once: int = Field(default=2, ge=1)  # argon2 runs (64 MiB each) in parallel
+    password_checks_waiting: int = Field(default=64, ge=1)  # beyond this, 503 with Retry-After
+
     # queue
     lease_seconds: float = Field(default=30.0, gt=0)
     heartbeat_seconds: float = Field(default=2.0, gt=0)
@@ -44,6 +52,9 @@ class Settings(BaseSettings):
     job_ttl_days: float = Field(default=14.0, gt=0)
     history_per_user: int = Field(default=500, ge=10)
     default_user_cap: int = Field(default=20, ge=0)  # pending jobs per user; 0 = no cap
+    prompt_keep_minutes: float = Field(default=60.0, ge=0)  # prompts of ended jobs, then dropped
+    prompt_budget_bytes: int = Field(default=64 * 1024 * 1024, ge=0)  # stored per user; 0 = none
+    redis_maxmemory_mb: int = Field(default=1024, ge=16)  # the embedded Redis; full answers 503
     participant_class: int = Field(default=5, ge=0, le=PRIORITY_CLASSES - 1)
     admin_class: int = Field(default=1, ge=0, le=PRIORITY_CLASSES - 1)
 

@@ -123,7 +123,9 @@ async def test_users_and_workers_admin(
         assert r.json()["password"] != password
         async with gateway.client(auth=("dave", password)) as dave:
             assert (await dave.get("/api/v1/me")).status_code == 401
-        assert (await teacher.delete("/api/v1/users/dave")).status_code == 204
+        removed = await teacher.delete("/api/v1/users/dave")
+        assert removed.status_code == 200, removed.text
+        assert removed.json()["summary"].startswith("removed dave")
         assert "dave" not in [u["name"] for u in (await teacher.get("/api/v1/users")).json()]
         workers = (await teacher.get("/api/v1/workers")).json()
         assert [w["worker_id"] for w in workers] == ["fake-1"]

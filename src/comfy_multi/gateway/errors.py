@@ -7,12 +7,12 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from redis.exceptions import RedisError
+from redis.exceptions import OutOfMemoryError, RedisError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from comfy_multi.errors import RequestError
+from comfy_multi.errors import RequestError, StoreFull
 from comfy_multi.wording import sentence
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 async def request_error(_: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestError)
-    return JSONResponse(exc.body(), status_code=exc.status)
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers or None)
 
 
 async def validation_error(_: Request, exc: Exception) -> Response:
@@ -65,6 +65,10 @@ async def http_error(_: Request, exc: Exception) -> Response:
 
 
 async def store_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, OutOfMemoryError):
+        # noeviction: Redis refuses writes rather than silently dropping data
+        logger.error("Redis is full on %s %s", request.method, request.url.path)
+        return await request_error(request, StoreFull())
     logger.error("Redis error on %s %s: %s", request.method, request.url.path, exc)
     return JSONResponse(
         {"error": "store_unavailable", "message": "The queue store is not answering; try again"},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from comfy_multi.services.auth import SESSION_COOKIE, signed_in
+from comfy_multi.services.auth import SESSION_COOKIE, get_auth, signed_in
 from comfy_multi.services.pages import NO_STORE, home_of, login_page, page
 
 router = APIRouter(include_in_schema=False)
@@ -23,9 +23,10 @@ async def login(request: Request) -> Response:
 
 
 @router.get("/logout")
-async def logout() -> Response:
+async def logout(request: Request) -> Response:
     script = "try{localStorage.clear();sessionStorage.clear()}catch(e){}location.replace('/login')"
     body = '<h1>Signed out</h1><p><a href="/login">Sign in again</a></p>'
+    await get_auth(request).end_session(request.cookies.get(SESSION_COOKIE))
     response = HTMLResponse(page("Signed out", body, script), headers=NO_STORE)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -13,12 +13,15 @@ import orjson
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from comfy_multi.errors import Forbidden
 from comfy_multi.queue import records, room
 from comfy_multi.queue.jobs import check_class
 from comfy_multi.queue.models import Job, JobState, QueueMode
 from comfy_multi.queue.workers import WorkerInfo
 from comfy_multi.services.auth import AdminUser, CurrentUser, PlatformDep
+from comfy_multi.services.removal import remove_person
 from comfy_multi.services.submit import submit_checked
+from comfy_multi.services.users import ApiToken, User
 
 router = APIRouter(prefix="/api/v1", tags=["platform"])
 
@@ -92,10 +95,52 @@ async def me(user: CurrentUser) -> dict[str, Any]:
     return {"name": user.name, "admin": user.admin}
 
 
+class NewToken(Strict):
+    label: str = Field(default="", max_length=100, description="what the token is for")
+    expires_days: float | None = Field(default=None, description="none: until revoked")
+
+
+def _token_owner(user: User, owner: str | None) -> str:
+    """Your own tokens; an admin may name anyone's."""
+    if owner is None or owner == user.name:
+        return user.name
+    if not user.admin:
+        raise Forbidden("only the instructor can see or revoke someone else's tokens")
+    return owner
+
+
+TokenOwner = Annotated[str | None, Query(alias="user", description="admin only")]
+
+
 @router.post("/tokens", status_code=201)
-async def create_token(user: CurrentUser, platform: PlatformDep) -> dict[str, str]:
-    """A personal API token for scripts (`Authorization: Bearer ...`)."""
-    return {"token": await platform.users.create_api_token(user.name)}
+async def create_token(
+    user: CurrentUser, platform: PlatformDep, body: NewToken | None = None
+) -> dict[str, Any]:
+    """A personal API token for scripts (`Authorization: Bearer ...`), shown once.
+    It ends when revoked, at its expiry, or when the password changes."""
+    body = body or NewToken()
+    token, info = await platform.users.create_api_token(
+        user.name, label=body.label, expires_days=body.expires_days
+    )
+    return {"token": token, **info.model_dump()}
+
+
+@router.get("/tokens")
+async def list_tokens(
+    user: CurrentUser, platform: PlatformDep, owner: TokenOwner = None
+) -> list[ApiToken]:
+    """Live API tokens (never the tokens themselves: only their ids)."""
+    name = _token_owner(user, owner)
+    await platform.users.get(name)
+    return await platform.users.api_tokens(name)
+
+
+@router.delete("/tokens/{token_id}")
+async def revoke_token(
+    token_id: str, user: CurrentUser, platform: PlatformDep, owner: TokenOwner = None
+) -> ApiToken:
+    """Revoke one token by its id; refused on every gateway from the next request."""
+    return await platform.users.revoke_api_token(_token_owner(user, owner), token_id)
 
 
 # jobs -----------------------------------------------------------------------
@@ -305,10 +350,17 @@ async def add_user(body: NewUser, _: AdminUser, platform: PlatformDep) -> dict[s
     return {"name": body.name, "admin": body.admin, "password": password}
 
 
-@router.delete("/users/{name}", status_code=204)
-async def remove_user(name: str, admin: AdminUser, platform: PlatformDep) -> Response:
-    await platform.users.remove(name)
-    return Response(status_code=204)
+@router.delete("/users/{name}")
+async def remove_user(
+    name: str,
+    admin: AdminUser,
+    platform: PlatformDep,
+    archive: Annotated[bool, Query(description="keep the files under <data dir>/archive")] = False,
+) -> dict[str, Any]:
+    """Remove a person: sign-ins, jobs and history go; files are deleted or
+    archived. Answers what was removed."""
+    removed = await remove_person(platform.redis, platform.settings, name, archive=archive)
+    return {**removed.model_dump(), "summary": removed.summary()}
 
 
 @router.post("/users/{name}/password")

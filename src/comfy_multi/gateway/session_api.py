@@ -21,11 +21,13 @@ class Credentials(BaseModel):
     password: str
 
 
-def set_session(response: Response, request: Request, user: User) -> None:
+async def set_session(response: Response, request: Request, user: User) -> None:
+    """A new server-side session; a session this browser had before ends."""
     auth = get_auth(request)
+    await auth.end_session(request.cookies.get(SESSION_COOKIE))
     response.set_cookie(
         SESSION_COOKIE,
-        auth.session_cookie(user),
+        await auth.start_session(user),
         max_age=auth.max_age,
         httponly=True,
         samesite="lax",
@@ -35,17 +37,18 @@ def set_session(response: Response, request: Request, user: User) -> None:
 
 
 @router.post("/api/v1/login")
-async def login(
-    body: Credentials, request: Request, response: Response, platform: PlatformDep
-) -> dict[str, str]:
-    """Check a name and password and set the session cookie."""
-    user = await platform.users.verify_password(body.name.strip().lower(), body.password)
-    set_session(response, request, user)
+async def login(body: Credentials, request: Request, response: Response) -> dict[str, str]:
+    """Check a name and password and set the session cookie. Failures are
+    throttled per account and per address: 429 with Retry-After."""
+    user, _ = await get_auth(request).sign_in(request, body.name.strip().lower(), body.password)
+    await set_session(response, request, user)
     return {"name": user.name, "home": home_of(user)}
 
 
 @router.post("/api/v1/logout", status_code=204)
-async def logout() -> Response:
+async def logout(request: Request) -> Response:
+    """End the session here and on every gateway process, not just the cookie."""
+    await get_auth(request).end_session(request.cookies.get(SESSION_COOKIE))
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -74,5 +77,5 @@ async def signin_confirmed(token: str, request: Request, platform: PlatformDep) 
     except Unauthorized:
         return HTMLResponse(signin_used(), status_code=410, headers=NO_STORE)
     response = RedirectResponse(f"/u/{user.name}/", status_code=303)
-    set_session(response, request, user)
+    await set_session(response, request, user)
     return response

@@ -69,3 +69,22 @@ async def forget_history(redis: Redis, user: str, job_ids: list[str] | None) -> 
     if not job_ids:
         return 0
     return int(await redis.zrem(key, *job_ids))
+
+
+async def forget_person(redis: Redis, user: str, job_ids: Sequence[str]) -> None:
+    """Delete a removed person's job records and every per-person list, so a
+    new person given the same name starts with none of it."""
+    async with redis.pipeline(transaction=True) as pipe:
+        for job_id in job_ids:
+            pipe.delete(keys.job(job_id))
+        if job_ids:
+            pipe.zrem(keys.FINISHED, *job_ids)
+        pipe.delete(
+            keys.user_history(user),
+            keys.user_pending(user),
+            keys.user_running(user),
+            keys.user_prompt_bytes(user),
+        )
+        pipe.hdel(keys.USER_CAPS, user)
+        pipe.hdel(keys.LAST_SERVED, user)
+        await pipe.execute()

@@ -1,8 +1,11 @@
 """Who is asking: session cookie, API token, or HTTP Basic.
 
-A verified password is cached (by digest) so argon2 runs once per person,
-not once per request; a password change or removal bumps the user's epoch,
-which ends cached logins and old session cookies alike.
+Every credential is checked against Redis on every request, so revocation
+(sign-out, password change, removal, a revoked token) holds at once on every
+gateway process. A verified Basic password is remembered by the hash it
+matched, so argon2 runs once per person, not per request; a new password
+(or a new person under the same name) has another hash, which ends it.
+Failed passwords are throttled per account and per address (throttle.py).
 """
 
 from __future__ import annotations
@@ -15,30 +18,54 @@ from typing import Annotated
 from urllib.parse import urlsplit
 
 from fastapi import Depends
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from starlette.requests import HTTPConnection
 
 from comfy_multi.errors import Forbidden, NotFound, Unauthorized, UserNotFound
 from comfy_multi.services.platform import Platform, get_platform
 from comfy_multi.services.users import User
+from comfy_multi.store.throttle import LoginThrottle
 
 SESSION_COOKIE = "cm_session"
 USER_CACHE_S = 2.0
 BASIC_CACHE_S = 300.0
-WORKER_CACHE_S = 10.0
+BASIC_CACHE_MAX = 4096  # remembered Basic logins per process; the cache starts over beyond
+
+
+def client_address(conn: HTTPConnection) -> str:
+    return conn.client.host if conn.client else "unknown"
+
+
+def _hash_digest(hashed: str) -> str:
+    return hashlib.sha256(hashed.encode()).hexdigest()
 
 
 class Authenticator:
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
         self.max_age = int(platform.settings.session_days * 86_400)
-        self._signer = URLSafeTimedSerializer(platform.secret_key, salt="comfy-multi-session")
+        self.throttle = LoginThrottle(platform.redis, platform.settings)
         self._users: dict[str, tuple[User, float]] = {}
-        self._basic: dict[str, tuple[str, int, float]] = {}
-        self._workers: dict[str, tuple[str, float]] = {}
+        self._basic: dict[str, tuple[str, str, float]] = {}
 
-    def session_cookie(self, user: User) -> str:
-        return self._signer.dumps({"u": user.name, "e": user.epoch})
+    async def start_session(self, user: User) -> str:
+        """The cookie value of a new server-side session."""
+        return await self.platform.users.sessions.start(user.name, self.max_age)
+
+    async def end_session(self, cookie: str | None) -> None:
+        if cookie:
+            await self.platform.users.sessions.end(cookie)
+
+    async def sign_in(self, conn: HTTPConnection, name: str, password: str) -> tuple[User, str]:
+        """Check a password under the throttle: the user and the hash it matched."""
+        address = client_address(conn)
+        await self.throttle.check(name, address)
+        try:
+            user, hashed = await self.platform.users.check_password(name, password)
+        except Unauthorized:
+            await self.throttle.failed(name, address)
+            raise
+        await self.throttle.succeeded(name, address)
+        return user, hashed
 
     async def user(self, name: str) -> User:
         hit = self._users.get(name)
@@ -60,51 +87,49 @@ class Authenticator:
         if scheme.lower() == "bearer" and value:
             return await self.platform.users.user_for_api_token(value.strip())
         if scheme.lower() == "basic" and value:
-            return await self._basic_user(value.strip())
+            return await self._basic_user(conn, value.strip())
         cookie = conn.cookies.get(SESSION_COOKIE)
         if cookie:
             return await self._session_user(cookie)
         return None
 
     async def _session_user(self, cookie: str) -> User | None:
-        try:
-            data = self._signer.loads(cookie, max_age=self.max_age)
-            user = await self.user(str(data["u"]))
-        except (BadSignature, KeyError, TypeError, UserNotFound):
+        name = await self.platform.users.sessions.owner(cookie)
+        if name is None:
             return None
-        return user if user.epoch == data.get("e") else None
-
-    async def _basic_user(self, value: str) -> User:
         try:
-            name, _, password = base64.b64decode(value).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
+            return await self.user(name)
+        except UserNotFound:
+            return None
+
+    async def _basic_user(self, conn: HTTPConnection, value: str) -> User:
+        try:
+            name, _, password = base64.b64decode(value, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
             raise Unauthorized("malformed Basic credentials") from None
         key = hashlib.sha256(f"{name}\0{password}".encode()).hexdigest()
         hit = self._basic.get(key)
         now = time.monotonic()
         if hit and hit[2] > now:
-            try:
-                user = await self.user(hit[0])
-            except UserNotFound:
-                user = None
-            if user and user.epoch == hit[1]:
-                return user
-        user = await self.platform.users.verify_password(name, password)
-        self._basic[key] = (user.name, user.epoch, now + BASIC_CACHE_S)
+            hashed = await self.platform.users.password_hash(hit[0])
+            if hashed is not None and _hash_digest(hashed) == hit[1]:
+                try:
+                    return await self.user(hit[0])
+                except UserNotFound:
+                    pass
+            self._basic.pop(key, None)
+        user, hashed = await self.sign_in(conn, name, password)
+        if len(self._basic) >= BASIC_CACHE_MAX:
+            self._basic.clear()
+        self._basic[key] = (user.name, _hash_digest(hashed), now + BASIC_CACHE_S)
         return user
 
     async def worker_name(self, conn: HTTPConnection) -> str:
+        """Read from Redis on every request: a revoked worker token stops at once."""
         scheme, _, token = conn.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise Unauthorized("the worker channel needs 'Authorization: Bearer <worker token>'")
-        key = hashlib.sha256(token.strip().encode()).hexdigest()
-        hit = self._workers.get(key)
-        now = time.monotonic()
-        if hit and hit[1] > now:
-            return hit[0]
-        name = await self.platform.users.worker_for_token(token.strip())
-        self._workers[key] = (name, now + WORKER_CACHE_S)
-        return name
+        return await self.platform.users.worker_for_token(token.strip())
 
 
 def get_auth(conn: HTTPConnection) -> Authenticator:

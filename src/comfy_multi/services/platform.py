@@ -19,7 +19,7 @@ from comfy_multi.queue.jobs import JobQueue
 from comfy_multi.queue.views import QueueViews
 from comfy_multi.queue.workers import WorkerRegistry
 from comfy_multi.services.files import UserFiles
-from comfy_multi.services.users import UserStore
+from comfy_multi.services.users import PasswordChecks, UserStore
 from comfy_multi.settings import Settings
 from comfy_multi.store.connection import connect, redis_url
 
@@ -86,7 +86,10 @@ async def open_platform(settings: Settings, *, sweep: bool = True) -> Platform:
         queue=queue,
         views=QueueViews(queue),
         bus=bus,
-        users=UserStore(redis),
+        users=UserStore(
+            redis,
+            PasswordChecks(settings.password_checks_at_once, settings.password_checks_waiting),
+        ),
         workers=WorkerRegistry(redis, settings),
         files=UserFiles(settings.users_dir),
         secret_key=secret_key(settings),

@@ -1,5 +1,10 @@
 """People and tokens: users with argon2 password hashes, API tokens, one-time
-sign-in links, and worker tokens. Tokens are stored only as SHA-256 digests."""
+sign-in links, and worker tokens. Tokens are stored only as SHA-256 digests.
+
+A password change or a removal ends every credential of that person at once,
+in Redis, so every gateway process sees it on the next request: sessions,
+API tokens, and (through the changed hash) cached HTTP Basic logins.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +16,15 @@ import secrets
 import time
 
 import anyio.to_thread
+import orjson
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
-from comfy_multi.errors import AlreadyExists, BadRequest, Unauthorized, UserNotFound
+from comfy_multi.errors import AlreadyExists, BadRequest, Busy, NotFound, Unauthorized, UserNotFound
 from comfy_multi.store.accounts import AccountRecords
+from comfy_multi.store.sessions import SessionStore
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +33,55 @@ MIN_PASSWORD = 4
 SIGNIN_TTL_S = 7 * 86_400
 
 _hasher = PasswordHasher()
+TOKEN_ID_CHARS = 12  # the listed id of an API token: a prefix of its digest
+MAX_TOKEN_DAYS = 3650
+
+
+class PasswordChecks:
+    """argon2 checks off the event loop, a few at a time (each takes ~64 MiB);
+    callers beyond `waiting` are told to come back rather than queue forever.
+    An unknown name is checked against a dummy hash, so it costs what a known
+    one costs and names cannot be told apart by timing."""
+
+    def __init__(self, at_once: int = 2, waiting: int = 64) -> None:
+        self.at_once = at_once
+        self.waiting = waiting
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._queued = 0
+        self._dummy: str | None = None
+
+    async def verify(self, hashed: str | None, password: str) -> bool:
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.at_once)
+        if self._queued >= self.waiting:
+            raise Busy("too many sign-ins at once; try again in a moment", retry_after_s=2)
+        self._queued += 1
+        try:
+            if hashed is None and self._dummy is None:
+                self._dummy = await anyio.to_thread.run_sync(
+                    _hasher.hash, secrets.token_hex(16), limiter=self._limiter
+                )
+            target = hashed if hashed is not None else self._dummy
+            assert target is not None
+            ok = await anyio.to_thread.run_sync(_matches, target, password, limiter=self._limiter)
+        finally:
+            self._queued -= 1
+        return ok and hashed is not None
+
+
+def _matches(hashed: str, password: str) -> bool:
+    try:
+        return bool(_hasher.verify(hashed, password))
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+class ApiToken(BaseModel):
+    id: str
+    user: str
+    label: str = ""
+    created_ms: int
+    expires_ms: int | None = None
 
 
 class User(BaseModel):
@@ -55,9 +111,11 @@ def new_password() -> str:
 
 
 class UserStore:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, checks: PasswordChecks | None = None) -> None:
         self.redis = redis
         self.records = AccountRecords(redis)
+        self.checks = checks or PasswordChecks()
+        self.sessions = SessionStore(redis)
 
     async def add(self, name: str, password: str | None = None, *, admin: bool = False) -> str:
         """Create a user; returns the password (generated when not given)."""
@@ -98,10 +156,19 @@ class UserStore:
                 continue
         return users
 
-    async def remove(self, name: str) -> None:
+    async def remove(self, name: str) -> dict[str, int]:
+        """Remove the account and end every credential; counts of what ended."""
         await self.get(name)
         await self.records.delete(name)
+        ended = await self.end_credentials(name)
         logger.info("user %s removed", name)
+        return ended
+
+    async def end_credentials(self, name: str) -> dict[str, int]:
+        """End every session and API token of `name` (Basic logins end with the hash)."""
+        sessions = await self.sessions.end_all(name)
+        tokens = await self.revoke_api_tokens(name)
+        return {"sessions": sessions, "api_tokens": tokens}
 
     async def set_password(self, name: str, password: str | None = None) -> str:
         await self.get(name)
@@ -110,38 +177,88 @@ class UserStore:
             raise BadRequest(f"a password needs at least {MIN_PASSWORD} characters")
         hashed = await anyio.to_thread.run_sync(_hasher.hash, password)
         await self.records.replace_password_hash(name, hashed)
+        await self.end_credentials(name)
         logger.info("password of %s reset", name)
         return password
 
-    async def verify_password(self, name: str, password: str) -> User:
-        """Costs one argon2 verification; callers cache the result."""
-        hashed = await self.records.password_hash(name) if NAME_RE.match(name) else None
-        if not hashed:
+    async def password_hash(self, name: str) -> str | None:
+        return await self.records.password_hash(name) if NAME_RE.match(name) else None
+
+    async def check_password(self, name: str, password: str) -> tuple[User, str]:
+        """The user and the hash that matched; one argon2 verification, known
+        name or not. Callers throttle failures and may cache by the hash."""
+        hashed = await self.password_hash(name)
+        if not await self.checks.verify(hashed, password) or hashed is None:
             raise Unauthorized("wrong name or password")
-        try:
-            await anyio.to_thread.run_sync(_hasher.verify, str(hashed), password)
-        except (VerificationError, InvalidHashError):
-            raise Unauthorized("wrong name or password") from None
-        return await self.get(name)
+        return await self.get(name), hashed
+
+    async def verify_password(self, name: str, password: str) -> User:
+        return (await self.check_password(name, password))[0]
 
     # API tokens and one-time sign-in links ---------------------------------
 
-    async def create_api_token(self, name: str) -> str:
+    async def create_api_token(
+        self, name: str, *, label: str = "", expires_days: float | None = None
+    ) -> tuple[str, ApiToken]:
+        """A new token (shown once) and what is kept about it."""
         await self.get(name)
+        if expires_days is not None and not 0 < expires_days <= MAX_TOKEN_DAYS:
+            raise BadRequest(f"expires_days must be more than 0 and at most {MAX_TOKEN_DAYS}")
         token = "cmu_" + secrets.token_urlsafe(24)
-        await self.records.add_api_token(digest(token), name)
-        return token
+        token_digest = digest(token)
+        now_ms = int(time.time() * 1000)
+        ttl_ms = int(expires_days * 86_400_000) if expires_days is not None else None
+        info = ApiToken(
+            id=token_digest[:TOKEN_ID_CHARS],
+            user=name,
+            label=label,
+            created_ms=now_ms,
+            expires_ms=now_ms + ttl_ms if ttl_ms is not None else None,
+        )
+        await self.records.add_api_token(token_digest, name, info.model_dump_json(), ttl_ms)
+        return token, info
 
     async def user_for_api_token(self, token: str) -> User:
         name = await self.records.api_token_user(digest(token))
         if not name:
-            raise Unauthorized("unknown or revoked API token")
+            raise Unauthorized("unknown, expired or revoked API token")
         return await self.get(str(name))
 
+    async def api_tokens(self, name: str) -> builtins.list[ApiToken]:
+        """Live tokens of one user, oldest first; expired ones are forgotten here."""
+        now_ms = int(time.time() * 1000)
+        live, expired = [], []
+        for token_digest, raw in (await self.records.api_token_rows(name)).items():
+            info = ApiToken(**orjson.loads(raw))
+            if info.expires_ms is not None and info.expires_ms <= now_ms:
+                expired.append(token_digest)
+            else:
+                live.append(info)
+        if expired:
+            await self.records.drop_api_tokens(name, expired)
+        return sorted(live, key=lambda t: t.created_ms)
+
+    async def revoke_api_token(self, name: str, token_id: str) -> ApiToken:
+        if len(token_id) >= 8:
+            for token_digest, raw in (await self.records.api_token_rows(name)).items():
+                if token_digest.startswith(token_id):
+                    await self.records.drop_api_tokens(name, [token_digest])
+                    logger.info("API token %s of %s revoked", token_id, name)
+                    return ApiToken(**orjson.loads(raw))
+        raise NotFound(f"{name} has no API token {token_id!r}")
+
+    async def revoke_api_tokens(self, name: str) -> int:
+        digests = builtins.list(await self.records.api_token_rows(name))
+        await self.records.drop_api_tokens(name, digests)
+        return len(digests)
+
     async def create_signin_token(self, name: str, ttl_s: int = SIGNIN_TTL_S) -> str:
-        await self.get(name)
+        user = await self.get(name)
         token = secrets.token_urlsafe(18)
-        await self.records.add_signin_token(digest(token), name, ttl_s)
+        # bound to this person as they are now: a password change, or a new
+        # person given the same name, makes older links worthless
+        stamp = f"{name}\n{user.created_ms}\n{user.epoch}"
+        await self.records.add_signin_token(digest(token), stamp, ttl_s)
         return token
 
     async def signin_token_user(self, token: str) -> User:
@@ -154,12 +271,15 @@ class UserStore:
         return await self.get(str(name))
 
     async def redeem_signin_token(self, token: str) -> User:
-        name = await self.records.take_signin_token(digest(token))
-        if not name:
-            raise Unauthorized(
-                "this sign-in link was already used or has expired; ask for a new one"
-            )
-        return await self.get(str(name))
+        used = "this sign-in link was already used or has expired; ask for a new one"
+        stamp = await self.records.take_signin_token(digest(token))
+        if not stamp:
+            raise Unauthorized(used)
+        name, _, rest = stamp.partition("\n")
+        user = await self.get(name)
+        if rest and rest != f"{user.created_ms}\n{user.epoch}":
+            raise Unauthorized(used)
+        return user
 
     # worker tokens ----------------------------------------------------------
 

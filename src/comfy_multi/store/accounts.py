@@ -43,24 +43,50 @@ class AccountRecords:
         await self.redis.hset(keys.user(name), "pw", hashed)
         await self.redis.hincrby(keys.user(name), "epoch", 1)
 
-    async def add_api_token(self, token_digest: str, name: str) -> None:
-        await self.redis.set(keys.api_token(token_digest), name)
+    async def add_api_token(
+        self, token_digest: str, name: str, info_json: str, ttl_ms: int | None
+    ) -> None:
+        """The token (expiring after `ttl_ms` when given) and its entry in the
+        owner's registry, in one step."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.api_token(token_digest), name, px=ttl_ms)
+            pipe.hset(keys.user_api_tokens(name), token_digest, info_json)
+            await pipe.execute()
 
     async def api_token_user(self, token_digest: str) -> str | None:
+        """The owner of a live token. A token counts only while its owner's
+        registry lists it: revoking all of someone's tokens is one delete,
+        seen by every gateway process."""
         name = await self.redis.get(keys.api_token(token_digest))
-        return str(name) if name else None
+        if not name or not await self.redis.hexists(keys.user_api_tokens(str(name)), token_digest):
+            return None
+        return str(name)
 
-    async def add_signin_token(self, token_digest: str, name: str, ttl_s: int) -> None:
-        await self.redis.set(keys.signin_token(token_digest), name, ex=ttl_s)
+    async def api_token_rows(self, name: str) -> dict[str, str]:
+        """One user's tokens: digest -> what is kept about it (JSON)."""
+        rows = await self.redis.hgetall(keys.user_api_tokens(name))
+        return {str(k): str(v) for k, v in rows.items()}
+
+    async def drop_api_tokens(self, name: str, token_digests: list[str]) -> None:
+        if not token_digests:
+            return
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for token_digest in token_digests:
+                pipe.delete(keys.api_token(token_digest))
+            pipe.hdel(keys.user_api_tokens(name), *token_digests)
+            await pipe.execute()
+
+    async def add_signin_token(self, token_digest: str, stamp: str, ttl_s: int) -> None:
+        await self.redis.set(keys.signin_token(token_digest), stamp, ex=ttl_s)
 
     async def peek_signin_token(self, token_digest: str) -> str | None:
         name = await self.redis.get(keys.signin_token(token_digest))
         return str(name) if name else None
 
     async def take_signin_token(self, token_digest: str) -> str | None:
-        """The token's user, deleting the token in the same step (a link works once)."""
-        name = await self.redis.getdel(keys.signin_token(token_digest))
-        return str(name) if name else None
+        """What the token was made for, deleting it in the same step (a link works once)."""
+        stamp = await self.redis.getdel(keys.signin_token(token_digest))
+        return str(stamp) if stamp else None
 
     async def set_worker_token(self, name: str, token_digest: str) -> None:
         await self.redis.hset(keys.WORKER_TOKENS, name, token_digest)

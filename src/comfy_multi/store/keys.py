@@ -49,6 +49,13 @@ TEMPLATES: dict[str, str] = {
     "worker": "worker:{}",  # hash: one worker
     "worker_nodes": "worker:{}:nodes",  # set: node class names the worker's ComfyUI offers
     "worker_cancel": "worker:{}:cancel",  # set: running job ids the worker must interrupt
+    "session": "session:{}",  # string: a session's user, by the digest of its id
+    "usessions": "usessions:{}",  # set: one user's session digests
+    "utokens": "utokens:{}",  # hash: one user's API tokens, digest -> JSON
+    "loginfail": "loginfail:{}",  # counter: failed sign-ins of one scope
+    "loginlock": "loginlock:{}",  # string: present while a scope must wait (TTL = wait)
+    "upromptbytes": "upromptbytes:{}",  # counter: one user's stored prompt bytes
+    "promptdropmark": "promptdropmark",  # finish time (ms) up to which prompts are dropped
 }
 
 
@@ -140,3 +147,39 @@ def worker_nodes(worker_id: str) -> str:
 def cancel_requests(worker_id: str) -> str:
     """Set of running job ids the worker must interrupt."""
     return _key("worker_cancel", worker_id)
+
+
+# sign-in: sessions, API tokens, login throttling ------------------------------
+
+
+def session(digest: str) -> str:
+    """A signed-in browser: the user's name, keyed by sha256 of the cookie's id."""
+    return _key("session", digest)
+
+
+def user_sessions(name: str) -> str:
+    """Set of one user's session digests, so a password change can end them all."""
+    return _key("usessions", name)
+
+
+def user_api_tokens(name: str) -> str:
+    """Hash of one user's API tokens: sha256 -> JSON (id, label, created, expires)."""
+    return _key("utokens", name)
+
+
+def login_failures(scope: str) -> str:
+    """Counter of failed sign-ins of one scope ("addr:<ip>" or "acct:<name>@<ip>")."""
+    return _key("loginfail", scope)
+
+
+def login_lock(scope: str) -> str:
+    """Present while sign-ins of one scope must wait; its TTL is the wait."""
+    return _key("loginlock", scope)
+
+
+def user_prompt_bytes(name: str) -> str:
+    """Bytes of prompt and extra_data one user has stored (until they are dropped)."""
+    return _key("upromptbytes", name)
+
+
+PROMPT_DROP_MARK = _key("promptdropmark")  # finish time (ms) up to which prompts are dropped

@@ -103,8 +103,9 @@ function userAction(action, name, target) {
     if (!confirm(`Give ${name} a new password? Their open sessions end.`)) return;
     act(target, () => api("POST", `/users/${name}/password`, {})).then((r) => r && showSecret(name, r.password));
   } else if (action === "remove") {
-    if (!confirm(`Remove ${name}? Their files stay on disk.`)) return;
-    act(target, () => api("DELETE", `/users/${name}`), `removed ${name}`).then(() => refresh("room"));
+    if (!confirm(`Remove ${name}? Their sign-ins, waiting jobs and history end.`)) return;
+    const keep = confirm(`Keep a copy of ${name}'s files in the data dir's archive folder? (Cancel deletes them.)`);
+    act(target, () => api("DELETE", `/users/${name}?archive=${keep}`), (r) => r.summary).then(() => refresh("room"));
   }
 }
 
