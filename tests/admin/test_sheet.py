@@ -118,3 +118,17 @@ async def test_a_loopback_address_is_warned_about_on_screen(clients: Clients) ->
     assert "only this computer can open" in page.text
     address = (await clients["teacher"].get("/admin/address")).json()
     assert "only this computer can open" in address["warning"]
+
+
+async def test_instructor_links_only_when_asked_for_explicitly(
+    clients: Clients,
+) -> None:
+    teacher = clients["teacher"]
+    named = await teacher.get("/admin/signin-sheet", params={"users": "teacher,alice"})
+    assert named.status_code == 200
+    assert re.findall(r'<h2 class="name">([^<]+)</h2>', named.text) == ["alice"]
+    assert len(LINK.findall(named.text)) == 1
+    asked = await teacher.get(
+        "/admin/signin-sheet", params={"users": "teacher,alice", "instructors": "true"}
+    )
+    assert re.findall(r'<h2 class="name">([^<]+)</h2>', asked.text) == ["alice", "teacher"]

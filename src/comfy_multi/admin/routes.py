@@ -40,6 +40,9 @@ PAGE_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 UsersQuery = Annotated[str | None, Query(description="comma-separated names; default: all")]
+InstructorsQuery = Annotated[
+    bool, Query(description="also make cards (admin sign-in links) for instructors")
+]
 
 
 @router.get("/admin")
@@ -81,13 +84,14 @@ async def _cards(
     page: int | None = None,
     *,
     new_passwords: bool = False,
+    instructors: bool = False,
 ) -> list[sheet.Card] | Response:
     """The sheet's cards, each minting a one-time link: so only for an admin
     (anyone else gets the refusal page instead)."""
     who = await admin_or_refusal(request)
     if isinstance(who, Response):
         return who
-    chosen = sheet.participants(await platform.users.list(), users)
+    chosen = sheet.participants(await platform.users.list(), users, instructors=instructors)
     if page is not None:
         chosen = sheet.page_of(chosen, page)  # links only for the cards printed
     base = sheet.base_url(platform, request)
@@ -95,9 +99,14 @@ async def _cards(
 
 
 def _sheet_page(
-    request: Request, platform: PlatformDep, cards: list[sheet.Card], users: str | None
+    request: Request,
+    platform: PlatformDep,
+    cards: list[sheet.Card],
+    users: str | None,
+    instructors: bool = False,
 ) -> Response:
-    query = urlencode({"users": users}) if users else ""
+    asked = {"users": users} if users else {}
+    query = urlencode({**asked, **({"instructors": "true"} if instructors else {})})
     base = sheet.base_url(platform, request)
     warning = sheet.address_warning(base, str(request.base_url).rstrip("/"))
     page = sheet.render_html(cards, base, query, warning)
@@ -120,12 +129,15 @@ async def printed_address(request: Request, platform: PlatformDep) -> Response:
 
 @router.get("/admin/signin-sheet")
 async def signin_sheet(
-    request: Request, platform: PlatformDep, users: UsersQuery = None
+    request: Request,
+    platform: PlatformDep,
+    users: UsersQuery = None,
+    instructors: InstructorsQuery = False,
 ) -> Response:
-    cards = await _cards(request, platform, users)
+    cards = await _cards(request, platform, users, instructors=instructors)
     if isinstance(cards, Response):
         return cards
-    return _sheet_page(request, platform, cards, users)
+    return _sheet_page(request, platform, cards, users, instructors)
 
 
 @router.post("/admin/signin-sheet")
@@ -148,8 +160,9 @@ async def signin_sheet_png(
     platform: PlatformDep,
     users: UsersQuery = None,
     page: Annotated[int, Query(ge=1)] = 1,
+    instructors: InstructorsQuery = False,
 ) -> Response:
-    cards = await _cards(request, platform, users, page)
+    cards = await _cards(request, platform, users, page, instructors=instructors)
     if isinstance(cards, Response):
         return cards
     body = await anyio.to_thread.run_sync(sheet_image.png, cards)
@@ -158,9 +171,12 @@ async def signin_sheet_png(
 
 @router.get("/admin/signin-sheet.pdf")
 async def signin_sheet_pdf(
-    request: Request, platform: PlatformDep, users: UsersQuery = None
+    request: Request,
+    platform: PlatformDep,
+    users: UsersQuery = None,
+    instructors: InstructorsQuery = False,
 ) -> Response:
-    cards = await _cards(request, platform, users)
+    cards = await _cards(request, platform, users, instructors=instructors)
     if isinstance(cards, Response):
         return cards
     body = await anyio.to_thread.run_sync(sheet_image.pdf, cards)

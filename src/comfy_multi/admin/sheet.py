@@ -58,12 +58,15 @@ def address_warning(printed: str, opened: str) -> str | None:
     return None
 
 
-def participants(users: list[User], only: str | None) -> list[User]:
-    """Participants (not admins), or just those named in `only` ("alice,bob")."""
+def participants(users: list[User], only: str | None, *, instructors: bool = False) -> list[User]:
+    """Participants, or just those named in `only` ("alice,bob"). An
+    instructor's card (a link that signs in with the admin role) is made only
+    when `instructors` asks for it, even when the instructor is named."""
+    chosen = [u for u in users if instructors or not u.admin]
     if only:
         wanted = {n.strip().lower() for n in only.split(",") if n.strip()}
-        return [u for u in users if u.name in wanted]
-    return [u for u in users if not u.admin]
+        chosen = [u for u in chosen if u.name in wanted]
+    return chosen
 
 
 def pages(items: list[T]) -> list[list[T]]:

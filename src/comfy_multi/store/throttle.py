@@ -24,7 +24,7 @@ from comfy_multi.errors import TooManyAttempts
 from comfy_multi.settings import Settings
 from comfy_multi.store import keys
 
-FIRST_WAIT_S = 1.0
+FIRST_WAIT_S = 4.0  # at the limit; each further failure doubles it
 MAX_ADDRESS_CHARS = 64  # an IPv6 address with zone fits; anything longer is cut
 
 
