@@ -54,7 +54,7 @@ def _redis_url(settings: Settings, *, create: bool) -> Iterator[str]:
     if settings.redis_url:
         yield settings.redis_url
         return
-    embedded = EmbeddedRedis(settings.redis_dir)
+    embedded = EmbeddedRedis(settings.redis_dir, settings.redis_maxmemory_mb)
     if embedded.running_pid() is not None:
         yield embedded.url
         return

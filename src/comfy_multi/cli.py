@@ -22,6 +22,7 @@ from rich.table import Table
 
 from comfy_multi import logs
 from comfy_multi.backup_cli import backup_command, restore_command
+from comfy_multi.datadir import make_private
 from comfy_multi.errors import ComfyMultiError, ConfigError, RequestError
 from comfy_multi.gpuhost.cli import gpu_host_app, models_app
 from comfy_multi.netaddr import is_loopback_host
@@ -82,7 +83,7 @@ def redis_url_for_cli(settings: Settings) -> Iterator[str]:
     if settings.redis_url:
         yield settings.redis_url
         return
-    embedded = EmbeddedRedis(settings.redis_dir)
+    embedded = EmbeddedRedis(settings.redis_dir, settings.redis_maxmemory_mb)
     if embedded.running_pid() is not None:
         yield embedded.url
         return
@@ -241,8 +242,13 @@ def up(
     except ConfigError as exc:
         raise fail(str(exc)) from None
     logs.configure(settings.log_level, json=settings.log_json)
-    embedded = None if settings.redis_url else EmbeddedRedis(settings.redis_dir)
+    embedded = (
+        None
+        if settings.redis_url
+        else EmbeddedRedis(settings.redis_dir, settings.redis_maxmemory_mb)
+    )
     watchdog = None
+    make_private(settings.data_dir)
     with _single_up(settings.data_dir):
         try:
             if embedded:

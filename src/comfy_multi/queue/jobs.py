@@ -12,6 +12,7 @@ import orjson
 from redis.asyncio import Redis
 
 from comfy_multi.errors import BadRequest, Conflict, JobNotFound, LeaseLost, QueueFull
+from comfy_multi.queue import retention
 from comfy_multi.queue.models import ClaimedJob, InputRef, Job, JobState, QueueConfig, QueueMode
 from comfy_multi.settings import PRIORITY_CLASSES, Settings
 from comfy_multi.store import keys
@@ -78,9 +79,19 @@ class JobQueue:
             "needs": _dumps(needs),
             "inputs": _dumps([i.model_dump() for i in inputs or []]),
         }
-        kind, value, queued_ms = await self.scripts.enqueue(
-            job_id, user, check_class(cls), self.settings.default_user_cap, front, fields
-        )
+        # counted against the user's budget until the prompt is dropped (retention.py)
+        nbytes = len(fields["prompt"]) + len(fields["extra_data"])
+        fields["prompt_bytes"] = str(nbytes)
+        await retention.reserve(self.redis, self.settings, user, nbytes)
+        try:
+            kind, value, queued_ms = await self.scripts.enqueue(
+                job_id, user, check_class(cls), self.settings.default_user_cap, front, fields
+            )
+        except BaseException:
+            await retention.release(self.redis, user, nbytes)
+            raise
+        if kind != "ok":
+            await retention.release(self.redis, user, nbytes)
         if kind == "exists":
             raise Conflict(f"a job with id {job_id!r} already exists")
         if kind == "cap":

@@ -14,8 +14,10 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.requests import HTTPConnection
 
+from comfy_multi.datadir import make_private
 from comfy_multi.queue.events import EventBus
 from comfy_multi.queue.jobs import JobQueue
+from comfy_multi.queue.retention import drop_ended_prompts
 from comfy_multi.queue.views import QueueViews
 from comfy_multi.queue.workers import WorkerRegistry
 from comfy_multi.services.files import UserFiles
@@ -73,6 +75,7 @@ def secret_key(settings: Settings) -> str:
 
 
 async def open_platform(settings: Settings, *, sweep: bool = True) -> Platform:
+    make_private(settings.data_dir)
     url = redis_url(settings)
     redis = connect(url)
     raw = connect(url, decode=False)
@@ -111,11 +114,13 @@ async def stop_tasks(tasks: list[asyncio.Task[None]], grace_s: float = TASK_STOP
 
 
 async def _sweeper(platform: Platform) -> None:
-    """Requeue jobs whose lease ran out, whatever the traffic. Any replica may
-    run it: the sweep is one atomic script."""
+    """Requeue jobs whose lease ran out, whatever the traffic, and drop the
+    prompts of jobs that ended long enough ago. Any replica may run it: the
+    sweep is one atomic script, and dropping a prompt twice changes nothing."""
     while not platform.stopping.is_set():
         try:
             await platform.queue.sweep()
+            await drop_ended_prompts(platform.redis, platform.settings)
         except RedisError as exc:
             logger.warning("lease sweep failed: %s", exc)
         with contextlib.suppress(TimeoutError):

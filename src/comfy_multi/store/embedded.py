@@ -47,10 +47,17 @@ def socket_path(redis_dir: Path) -> Path:
     return Path("/tmp") / f"comfy-multi-{digest}.sock"
 
 
-def _config(redis_dir: Path, sock: Path) -> str:
+DEFAULT_MAXMEMORY_MB = 1024
+
+
+def _config(redis_dir: Path, sock: Path, maxmemory_mb: int = DEFAULT_MAXMEMORY_MB) -> str:
     return "\n".join(
         [
             "port 0",
+            # a full store refuses writes (the gateway answers 503) rather than
+            # silently evicting jobs, users or sessions
+            f"maxmemory {maxmemory_mb}mb",
+            "maxmemory-policy noeviction",
             f"unixsocket {sock}",
             "unixsocketperm 700",
             f"dir {redis_dir.resolve()}",
@@ -93,8 +100,9 @@ def _ping(sock: Path) -> bool:
 class EmbeddedRedis:
     """Start (or find) the data dir's Redis; `stop()` only stops what we own."""
 
-    def __init__(self, redis_dir: Path) -> None:
+    def __init__(self, redis_dir: Path, maxmemory_mb: int = DEFAULT_MAXMEMORY_MB) -> None:
         self.redis_dir = redis_dir
+        self.maxmemory_mb = maxmemory_mb
         self.sock = socket_path(redis_dir)
         self.pidfile = redis_dir / "redis.pid"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -115,7 +123,8 @@ class EmbeddedRedis:
         return None
 
     def start(self, *, adopt: bool = True) -> None:
-        self.redis_dir.mkdir(parents=True, exist_ok=True)
+        self.redis_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.redis_dir.chmod(0o700)
         pid = self.running_pid()
         if pid is not None:
             if adopt:
@@ -124,8 +133,11 @@ class EmbeddedRedis:
             return
         self._clean_stale()
         conf = self.redis_dir / "redis.conf"
-        conf.write_text(_config(self.redis_dir, self.sock))
+        conf.write_text(_config(self.redis_dir, self.sock, self.maxmemory_mb))
+        conf.chmod(0o600)
         stderr_path = self.redis_dir / "redis.stderr"
+        stderr_path.touch(mode=0o600)
+        stderr_path.chmod(0o600)
         with stderr_path.open("wb") as stderr:
             self._proc = subprocess.Popen(
                 [str(redis_server_binary()), str(conf)],
@@ -133,6 +145,7 @@ class EmbeddedRedis:
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
                 start_new_session=True,  # a Ctrl-C to `up` must not kill Redis before we flush
+                umask=0o077,  # the AOF holds password hashes and prompts: owner only
             )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
