@@ -10,6 +10,7 @@ Failed passwords are throttled per account and per address (throttle.py).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -46,6 +47,7 @@ class Authenticator:
         self.throttle = LoginThrottle(platform.redis, platform.settings)
         self._users: dict[str, tuple[User, float]] = {}
         self._basic: dict[str, tuple[str, str, float]] = {}
+        self._checking: dict[str, asyncio.Future[tuple[User, str]]] = {}
 
     async def start_session(self, user: User) -> str:
         """The cookie value of a new server-side session."""
@@ -118,10 +120,17 @@ class Authenticator:
                 except UserNotFound:
                     pass
             self._basic.pop(key, None)
-        user, hashed = await self.sign_in(conn, name, password)
+        # a script often sends several requests at once with the same
+        # credentials: they share one check instead of queueing one each
+        pending = self._checking.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(self.sign_in(conn, name, password))
+            self._checking[key] = pending
+            pending.add_done_callback(lambda _: self._checking.pop(key, None))
+        user, matched = await asyncio.shield(pending)
         if len(self._basic) >= BASIC_CACHE_MAX:
             self._basic.clear()
-        self._basic[key] = (user.name, _hash_digest(hashed), now + BASIC_CACHE_S)
+        self._basic[key] = (user.name, _hash_digest(matched), now + BASIC_CACHE_S)
         return user
 
     async def worker_name(self, conn: HTTPConnection) -> str:
