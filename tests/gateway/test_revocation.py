@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from comfy_multi.users import UserStore
+
+from comfy_multi.services.users import UserStore
 
 from ..conftest import Gateway, Person, ServerThread, wait_for
 from .conftest import PROMPT, FakeWorker
