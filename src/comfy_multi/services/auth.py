@@ -5,7 +5,7 @@ Every credential is checked against Redis on every request, so revocation
 gateway process. A verified Basic password is remembered by the hash it
 matched, so argon2 runs once per person, not per request; a new password
 (or a new person under the same name) has another hash, which ends it.
-Failed passwords are throttled per account and per address (throttle.py).
+Failed passwords are throttled per account and per address (store/throttle.py).
 """
 
 from __future__ import annotations

@@ -1,1 +1,2 @@
-"""Redis: connection, the embedded server, key names, Lua scripts, account records."""
+"""Redis: connection, the embedded server, key names, Lua scripts, account records,
+sessions and the sign-in throttle."""
