@@ -87,6 +87,35 @@ async def test_user_add_needs_a_name_or_a_file(redis_url: str) -> None:
     assert "give a NAME" in out
 
 
+async def test_tokens_listed_and_revoked_and_removal_says_what_went(
+    tmp_path: Path, redis_url: str, aredis: Any
+) -> None:
+    store = UserStore(aredis)
+    await store.add("alice", "alice-pw")
+    token, info = await store.create_api_token("alice", label="notebook")
+    code, out = await cli(redis_url, "user", "tokens", "alice")
+    assert code == 0, out
+    assert info.id in out
+    assert "notebook" in out
+    code, out = await cli(redis_url, "user", "revoke-token", "alice", info.id)
+    assert code == 0, out
+    with pytest.raises(Unauthorized):
+        await store.user_for_api_token(token)
+
+    data = tmp_path / "data"
+    (data / "users" / "alice" / "userdata").mkdir(parents=True)
+    (data / "users" / "alice" / "userdata" / "notes.txt").write_text("mine")
+    code, out = await cli(
+        redis_url, "user", "remove", "alice", "--archive", "--data-dir", str(data)
+    )
+    assert code == 0, out
+    assert "removed alice" in out
+    assert "archived to archive/alice-" in out
+    kept = list((data / "archive").glob("alice-*/userdata/notes.txt"))
+    assert [p.read_text() for p in kept] == ["mine"]
+    assert not (data / "users" / "alice").exists()
+
+
 async def test_report_after_a_session(
     gateway: Gateway,
     clients: Clients,
