@@ -102,11 +102,33 @@ function userAction(action, name, target) {
   } else if (action === "password") {
     if (!confirm(`Give ${name} a new password? Their open sessions end.`)) return;
     act(target, () => api("POST", `/users/${name}/password`, {})).then((r) => r && showSecret(name, r.password));
+  } else if (action === "tokens") {
+    reviewTokens(name, target);
   } else if (action === "remove") {
     if (!confirm(`Remove ${name}? Their sign-ins, waiting jobs and history end.`)) return;
     const keep = confirm(`Keep a copy of ${name}'s files in the data dir's archive folder? (Cancel deletes them.)`);
     act(target, () => api("DELETE", `/users/${name}?archive=${keep}`), (r) => r.summary).then(() => refresh("room"));
   }
+}
+
+// API tokens are listed by id and label only (the tokens themselves are not
+// stored); the instructor may revoke them one by one.
+async function reviewTokens(name, target) {
+  const who = encodeURIComponent(name);
+  const tokens = await act(target, () => api("GET", `/tokens?user=${who}`));
+  if (!tokens) return;
+  if (tokens.length === 0) {
+    toast(`${name} has no API tokens`);
+    return;
+  }
+  let revoked = 0;
+  for (const t of tokens) {
+    const made = new Date(t.created_ms).toLocaleString();
+    const ends = t.expires_ms ? `, expires ${new Date(t.expires_ms).toLocaleString()}` : "";
+    if (!confirm(`Revoke ${name}'s API token ${t.id} "${t.label}" (made ${made}${ends})?`)) continue;
+    if (await act(target, () => api("DELETE", `/tokens/${encodeURIComponent(t.id)}?user=${who}`))) revoked += 1;
+  }
+  toast(`${name}: ${tokens.length} API token(s), ${revoked} revoked`);
 }
 
 function showSecret(name, password) {

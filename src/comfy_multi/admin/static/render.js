@@ -293,6 +293,7 @@ function renderRoom() {
       tr.cells[5].append(
         button("Cancel all", "cancel-user", name, "btn btn-danger", "cancel every waiting job of this person"),
         button("Password", "password", name, "btn", "give a new password (ends their sessions)"),
+        button("Tokens", "tokens", name, "btn btn-quiet", "see and revoke their API tokens"),
         button("Remove", "remove", name, "btn btn-quiet btn-danger", "remove this person, their jobs and (unless archived) their files"),
       );
       return tr;
