@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from ..conftest import Gateway, Person, ServerThread
+from ..conftest import Gateway, Person, ServerThread, wait_for
 
 
 def from_address(gateway: Gateway, address: str, timeout: float = 30) -> httpx.AsyncClient:
@@ -110,7 +110,9 @@ async def test_a_crowd_of_wrong_passwords_neither_balloons_memory_nor_slows_othe
         try:
             attack = asyncio.gather(*(login(c, "alice", f"guess{i}") for i, c in enumerate(crowd)))
             task = asyncio.ensure_future(attack)
-            await asyncio.sleep(0.3)
+            # measure while the crowd's checks are all in: running or waiting their turn
+            checks = gateway.server.server.config.app.state.platform.users.checks
+            await wait_for(lambda: checks.queued >= len(crowd) // 2, timeout=120)
             waits = []
             for _ in range(10):
                 start = time.perf_counter()

@@ -50,6 +50,11 @@ class PasswordChecks:
         self._queued = 0
         self._dummy: str | None = None
 
+    @property
+    def queued(self) -> int:
+        """Checks running or waiting for their turn, in this process."""
+        return self._queued
+
     async def verify(self, hashed: str | None, password: str) -> bool:
         if self._limiter is None:
             self._limiter = anyio.CapacityLimiter(self.at_once)
