@@ -83,7 +83,8 @@ async def test_a_full_store_answers_503_and_evicts_nothing(
     users_before = admin.scard(keys.USERS)
     async with gateway.client(auth=people["alice"].auth) as alice:
         assert (await alice.get("/api/v1/me")).status_code == 200  # signed in and remembered
-        admin.config_set("maxmemory", "1mb")  # already more than that in use: full
+        used = int(admin.info("memory")["used_memory"])
+        admin.config_set("maxmemory", str(max(1, used // 2)))  # less than in use: full
         try:
             r = await alice.post("/api/v1/jobs", json=_job("small"))
             assert r.status_code == 503, r.text
