@@ -268,20 +268,22 @@ class UserStore:
 
     async def signin_token_user(self, token: str) -> User:
         """Whom a sign-in link is for, without using it up (a link preview may ask)."""
-        name = await self.records.peek_signin_token(digest(token))
-        if not name:
-            raise Unauthorized(
-                "this sign-in link was already used or has expired; ask for a new one"
-            )
-        return await self.get(str(name))
+        return await self._link_user(await self.records.peek_signin_token(digest(token)))
 
     async def redeem_signin_token(self, token: str) -> User:
+        return await self._link_user(await self.records.take_signin_token(digest(token)))
+
+    async def _link_user(self, stamp: str | None) -> User:
+        """The person a link was made for, if they are still that person (same
+        account, same password); Unauthorized otherwise."""
         used = "this sign-in link was already used or has expired; ask for a new one"
-        stamp = await self.records.take_signin_token(digest(token))
         if not stamp:
             raise Unauthorized(used)
         name, _, rest = stamp.partition("\n")
-        user = await self.get(name)
+        try:
+            user = await self.get(name)
+        except UserNotFound:
+            raise Unauthorized(used) from None
         if rest and rest != f"{user.created_ms}\n{user.epoch}":
             raise Unauthorized(used)
         return user
