@@ -241,7 +241,8 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(method="POST", path="/jobs/{job_id}/fail", request="Failure", answer="204", leased=True),
     Route(method="POST", path="/jobs/{job_id}/release", request="-", answer="204", leased=True),
-    Route(method="POST", path="/jobs/{job_id}/cancelled", request="-", answer="204", leased=True),
+    # the lease ended with the cancel: this only confirms that ComfyUI was interrupted
+    Route(method="POST", path="/jobs/{job_id}/cancelled", request="-", answer="204"),
 )
 
 MODELS: tuple[type[BaseModel], ...] = (

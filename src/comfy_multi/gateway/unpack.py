@@ -27,6 +27,8 @@ _unpacker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="unpack")
 def gunzip(packed: bytes, budget: int, what: str = "the body") -> bytes:
     """The unpacked bytes of a gzip body (several members allowed), or
     ``TooLarge`` as soon as they pass ``budget``, or ``BadRequest``."""
+    if not packed:
+        raise BadRequest(f"{what} is empty")
     out: list[bytes] = []
     size = 0
     rest = packed
