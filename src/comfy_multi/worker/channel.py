@@ -88,7 +88,7 @@ class Channel:
             raise TooLarge(message or f"{call}: too large")
         if status in TRANSIENT_STATUSES:
             raise GatewayUnavailable(self.url, f"{call} answered {status}: {message or code}")
-        raise GatewayRejected(call, status, response.text)
+        raise GatewayRejected(call, status, message or response.text)
 
     def _answer(self, response: httpx.Response, model: type[A], call: str) -> A:
         """The answer as the protocol says it is, or ``GatewayAnswerInvalid``."""
