@@ -19,7 +19,7 @@ import pytest
 
 from comfy_multi.errors import LeaseLost, NotFound, TooLarge, Unauthorized
 from comfy_multi.queue.workers import WorkerRegistry
-from comfy_multi.users import UserStore
+from comfy_multi.services.users import UserStore
 from comfy_multi.wire import InputRef, Registration
 from comfy_multi.worker.channel import Channel
 from comfy_multi.worker.errors import GatewayRejected
