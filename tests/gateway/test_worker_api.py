@@ -337,7 +337,7 @@ async def test_malformed_object_info_bodies_get_a_clear_400(
     assert says in r.json()["message"]
 
 
-async def test_a_plain_object_info_past_the_budget_is_refused(
+async def test_an_object_info_past_a_small_budget_is_refused(
     gateway: Gateway, worker_token: str
 ) -> None:
     gateway.settings.max_object_info_bytes = 1000  # read per request
