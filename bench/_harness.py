@@ -25,6 +25,9 @@ from typing import Any
 import httpx
 import orjson
 
+from comfy_multi.wire import Registration
+from comfy_multi.worker.channel import Channel
+
 OBJECT_INFO = {
     "EmptyImage": {
         "input": {"required": {"width": ["INT", {"default": 64, "min": 1, "max": 4096}]}},
@@ -117,18 +120,24 @@ def platform(**env: str) -> Iterator[Platform]:
                 print("gateway errors:\n" + log[-3000:], file=sys.stderr)
 
 
+async def register_worker(url: str, token: str, worker_id: str) -> None:
+    """Register as a GPU worker through the real worker channel client."""
+    channel = Channel(url, token, worker_id)
+    try:
+        raw = orjson.dumps(OBJECT_INFO)
+        digest = hashlib.sha256(raw).hexdigest()
+        answer = await channel.register(
+            Registration(worker_id=worker_id, object_info_digest=digest, nodes=list(OBJECT_INFO))
+        )
+        if answer.need_object_info:
+            await channel.put_object_info(digest, raw)
+    finally:
+        await channel.aclose()
+
+
 def register_fake_worker(p: Platform, worker_id: str = "bench-gpu") -> str:
     token = p.cli("worker-token", "create", worker_id).strip().splitlines()[-1]
-    body = orjson.dumps(OBJECT_INFO)
-    digest = hashlib.sha256(body).hexdigest()
-    headers = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=p.url, headers=headers) as c:
-        r = c.post(
-            "/worker/v1/register",
-            json={"worker_id": worker_id, "object_info_digest": digest, "nodes": list(OBJECT_INFO)},
-        )
-        r.raise_for_status()
-        c.put(f"/worker/v1/object_info?digest={digest}", content=body).raise_for_status()
+    asyncio.run(register_worker(p.url, token, worker_id))
     return token
 
 

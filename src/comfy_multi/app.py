@@ -22,7 +22,6 @@ from comfy_multi.services.auth import Authenticator
 from comfy_multi.services.platform import open_platform
 from comfy_multi.settings import Settings
 
-OBJECT_INFO_LIMIT = 128 * 1024 * 1024
 MULTIPART_OVERHEAD = 1024 * 1024
 
 
@@ -31,7 +30,7 @@ def body_limits(settings: Settings):  # type: ignore[no-untyped-def]
         if path.startswith("/worker/v1/jobs/") and path.endswith("/outputs"):
             return settings.max_output_bytes
         if path == "/worker/v1/object_info":
-            return OBJECT_INFO_LIMIT
+            return settings.max_object_info_bytes
         if "/upload/" in path or "/userdata/" in path:
             return settings.max_upload_bytes + MULTIPART_OVERHEAD
         return settings.max_body_bytes

@@ -9,7 +9,7 @@
         ├── Unauthorized       401
         ├── Forbidden          403
         ├── NotFound           404 (JobNotFound, UserNotFound, WorkerNotFound)
-        ├── Conflict           409 (LeaseLost, AlreadyExists)
+        ├── Conflict           409 (LeaseLost, AlreadyExists, WorkerIdTaken)
         ├── TooLarge           413
         ├── QueueFull          429 (per-user pending cap)
         ├── TooManyAttempts    429 with Retry-After (sign-in throttle)
@@ -131,6 +131,17 @@ class LeaseLost(Conflict):
 
 class AlreadyExists(Conflict):
     code = "already_exists"
+
+
+class WorkerIdTaken(Conflict):
+    code = "worker_id_taken"
+
+    def __init__(self, worker_id: str) -> None:
+        super().__init__(
+            f"worker id {worker_id!r} belongs to another worker token; "
+            "each worker must use an id of its own"
+        )
+        self.worker_id = worker_id
 
 
 class TooLarge(RequestError):

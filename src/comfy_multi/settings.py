@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
     max_output_bytes: int = Field(default=4 * 1024 * 1024 * 1024, gt=0)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)  # JSON bodies (prompts)
+    # a worker's /object_info, unpacked (a gzip body is unpacked only this far)
+    max_object_info_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
 
     # worker (`comfy-multi worker`)
     gateway_url: str = "http://127.0.0.1:8080"

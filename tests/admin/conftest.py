@@ -1,4 +1,4 @@
-"""Fixtures for the instructor's side: people's clients, fake workers, dashboards."""
+"""Fixtures for the instructor's side: people's clients, scripted workers, dashboards."""
 
 from __future__ import annotations
 

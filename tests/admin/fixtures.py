@@ -1,5 +1,5 @@
 """Fixtures shared by the instructor's API tests and browser tests (registered
-in tests/conftest.py): a signed-in client per person, and fake workers."""
+in tests/conftest.py): a signed-in client per person, and scripted workers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import httpx
 import pytest
 
-from tests.admin.helpers import FakeWorker
+from tests.admin.helpers import ScriptedWorker
 from tests.conftest import Gateway, Person
 
 
@@ -26,12 +26,12 @@ async def clients(
 @pytest.fixture
 async def workers(
     gateway: Gateway, worker_token: str
-) -> AsyncIterator[Callable[[str], Awaitable[FakeWorker]]]:
-    """Register fake workers by id; all closed at the end."""
-    started: list[FakeWorker] = []
+) -> AsyncIterator[Callable[[str], Awaitable[ScriptedWorker]]]:
+    """Register scripted workers by id; all closed at the end."""
+    started: list[ScriptedWorker] = []
 
-    async def start(worker_id: str) -> FakeWorker:
-        worker = FakeWorker(gateway, worker_token, worker_id)
+    async def start(worker_id: str) -> ScriptedWorker:
+        worker = ScriptedWorker(gateway, worker_token, worker_id)
         started.append(worker)
         await worker.register()
         return worker

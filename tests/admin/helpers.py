@@ -1,11 +1,10 @@
-"""Drive a room from a test: participants' clients, fake GPU workers on the real
-worker channel, and a dashboard socket that mirrors what the page holds."""
+"""Drive a room from a test: participants' clients, scripted GPU workers on the real
+worker channel client, and a dashboard socket that mirrors what the page holds."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +14,9 @@ import httpx
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
+from comfy_multi.wire import ClaimedJob, Event, HeartbeatAnswer
+from comfy_multi.worker.channel import Channel
+from tests.channel import FAST, register
 from tests.conftest import Gateway, Person
 
 NODE = {"category": "test", "description": "", "python_module": "nodes", "deprecated": False}
@@ -57,89 +59,45 @@ async def submit(client: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
     return job
 
 
-class FakeWorker:
-    """A GPU worker without a GPU: the test decides when it claims and finishes."""
+class ScriptedWorker:
+    """A GPU worker without a GPU: the test decides when it claims and finishes;
+    every call goes through the real worker channel client."""
 
     def __init__(self, gateway: Gateway, token: str, worker_id: str) -> None:
         self.worker_id = worker_id
-        self.http = httpx.AsyncClient(
-            base_url=gateway.url, headers={"Authorization": f"Bearer {token}"}, timeout=30
-        )
+        self.channel = Channel(gateway.url, token, worker_id, backoff=FAST)
 
     async def register(self) -> None:
-        digest = hashlib.sha256(OBJECT_INFO_BYTES).hexdigest()
-        r = await self.http.post(
-            "/worker/v1/register",
-            json={
-                "worker_id": self.worker_id,
-                "comfyui_version": "test",
-                "object_info_digest": digest,
-                "nodes": sorted(OBJECT_INFO),
-                "models": {"checkpoints": ["a.safetensors", "b.safetensors"]},
-            },
+        await register(
+            self.channel, OBJECT_INFO, models={"checkpoints": ["a.safetensors", "b.safetensors"]}
         )
-        r.raise_for_status()
-        if r.json()["need_object_info"]:
-            put = await self.http.put(
-                "/worker/v1/object_info", params={"digest": digest}, content=OBJECT_INFO_BYTES
-            )
-            put.raise_for_status()
 
-    async def claim(self) -> dict[str, Any] | None:
-        r = await self.http.post(
-            "/worker/v1/claim", json={"worker_id": self.worker_id, "wait_seconds": 0}
-        )
-        r.raise_for_status()
-        return None if r.status_code == 204 else dict(r.json())
+    async def claim(self) -> ClaimedJob | None:
+        return await self.channel.claim(0)
 
-    async def heartbeat(self, *jobs: dict[str, Any]) -> dict[str, Any]:
-        held = [{"job_id": j["job_id"], "lease_token": j["lease_token"]} for j in jobs]
-        r = await self.http.post(
-            "/worker/v1/heartbeat", json={"worker_id": self.worker_id, "jobs": held}
-        )
-        r.raise_for_status()
-        return dict(r.json())
+    async def heartbeat(self, *jobs: ClaimedJob) -> HeartbeatAnswer:
+        return await self.channel.heartbeat(list(jobs))
 
-    def _lease(self, job: dict[str, Any]) -> dict[str, str]:
-        return {"X-Lease-Token": job["lease_token"], "X-Worker-Id": self.worker_id}
+    async def progress(self, job: ClaimedJob, value: int, maximum: int) -> None:
+        event = Event(type="progress", data={"value": value, "max": maximum, "node": "2"})
+        await self.channel.post_events(job, [event])
 
-    async def progress(self, job: dict[str, Any], value: int, maximum: int) -> None:
-        event = {"type": "progress", "data": {"value": value, "max": maximum, "node": "2"}}
-        r = await self.http.post(
-            f"/worker/v1/jobs/{job['job_id']}/events",
-            json={"events": [event]},
-            headers=self._lease(job),
-        )
-        r.raise_for_status()
-
-    async def upload(self, job: dict[str, Any], filename: str, data: bytes) -> str:
+    async def upload(self, job: ClaimedJob, filename: str, data: bytes) -> str:
         """Store an output the way a real worker does; the stored name."""
-        r = await self.http.put(
-            f"/worker/v1/jobs/{job['job_id']}/outputs",
-            params={"filename": filename},
-            content=data,
-            headers=self._lease(job),
+        stored = await self.channel.put_output(
+            job, filename=filename, subfolder="", kind="output", content=data, size=len(data)
         )
-        r.raise_for_status()
-        return str(r.json()["filename"])
+        return stored.filename
 
-    async def complete(self, job: dict[str, Any]) -> None:
-        r = await self.http.post(
-            f"/worker/v1/jobs/{job['job_id']}/complete", json={}, headers=self._lease(job)
-        )
-        r.raise_for_status()
+    async def complete(self, job: ClaimedJob) -> None:
+        await self.channel.complete(job, {}, {})
 
-    async def fail(self, job: dict[str, Any], message: str = "out of memory") -> None:
+    async def fail(self, job: ClaimedJob, message: str = "out of memory") -> None:
         error = {"exception_message": message, "node_type": "SaveImage"}
-        r = await self.http.post(
-            f"/worker/v1/jobs/{job['job_id']}/fail",
-            json={"error": error},
-            headers=self._lease(job),
-        )
-        r.raise_for_status()
+        await self.channel.fail(job, error, requeue=False)
 
     async def aclose(self) -> None:
-        await self.http.aclose()
+        await self.channel.aclose()
 
 
 def basic(person: Person) -> str:

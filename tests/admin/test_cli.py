@@ -16,11 +16,11 @@ import pytest
 from comfy_multi.admin.roster import read_class_list
 from comfy_multi.errors import Unauthorized
 from comfy_multi.services.users import UserStore
-from tests.admin.helpers import FakeWorker, submit
+from tests.admin.helpers import ScriptedWorker, submit
 from tests.conftest import Gateway
 
 Clients = dict[str, httpx.AsyncClient]
-StartWorker = Callable[[str], Awaitable[FakeWorker]]
+StartWorker = Callable[[str], Awaitable[ScriptedWorker]]
 CLI_TIMEOUT_S = 60
 
 

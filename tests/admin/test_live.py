@@ -11,11 +11,11 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from comfy_multi.admin.live import FLUSH_INTERVAL_S, ROOM_PERIOD_S
-from tests.admin.helpers import Dashboard, FakeWorker, basic, open_dashboard, submit, ws_url
+from tests.admin.helpers import Dashboard, ScriptedWorker, basic, open_dashboard, submit, ws_url
 from tests.conftest import Gateway, Person
 
 Clients = dict[str, httpx.AsyncClient]
-StartWorker = Callable[[str], Awaitable[FakeWorker]]
+StartWorker = Callable[[str], Awaitable[ScriptedWorker]]
 
 
 async def test_snapshot_shows_the_room(
@@ -128,7 +128,7 @@ async def test_order_matches_the_scheduler(
     predicted = list(dashboard.pending)
     claimed = []
     while (job := await worker.claim()) is not None:
-        claimed.append(job["job_id"])
+        claimed.append(job.job_id)
         await worker.complete(job)
     assert claimed == predicted
 

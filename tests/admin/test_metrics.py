@@ -11,11 +11,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
 from comfy_multi.queue import tallies
-from tests.admin.helpers import FakeWorker, basic, submit
+from tests.admin.helpers import ScriptedWorker, basic, submit
 from tests.conftest import Gateway, Person
 
 Clients = dict[str, httpx.AsyncClient]
-StartWorker = Callable[[str], Awaitable[FakeWorker]]
+StartWorker = Callable[[str], Awaitable[ScriptedWorker]]
 
 
 async def scrape(gateway: Gateway) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -43,7 +43,7 @@ async def test_queue_gauges(gateway: Gateway, clients: Clients, workers: StartWo
     assert (await scrape(gateway))[("comfy_multi_queue_depth", (("class", "1"),))] == 1
     claimed = await worker.claim()
     assert claimed is not None
-    assert claimed["user"] == "teacher"  # class 1 goes first
+    assert claimed.user == "teacher"  # class 1 goes first
     m = await scrape(gateway)
     assert value(m, "comfy_multi_queue_depth", **{"class": "5"}) == 3
     assert value(m, "comfy_multi_queue_depth", **{"class": "1"}) == 0
@@ -73,7 +73,7 @@ async def test_finished_jobs_fold_into_histograms_once(
     await worker.fail(failed)
     cancelled = await worker.claim()
     assert cancelled is not None
-    r = await clients["teacher"].post(f"/api/v1/jobs/{cancelled['job_id']}/cancel")
+    r = await clients["teacher"].post(f"/api/v1/jobs/{cancelled.job_id}/cancel")
     assert r.status_code == 200
 
     # two replicas scraping at once must not count a job twice

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.async_api import BrowserContext, Page, expect
 
-from tests.admin.helpers import FakeWorker, submit
+from tests.admin.helpers import ScriptedWorker, submit
 from tests.browser.conftest import keep_for_docs
 from tests.conftest import Gateway, Person, wait_for
 
@@ -68,7 +68,7 @@ async def test_instructor_runs_the_room(
     gateway: Gateway,
     people: dict[str, Person],
     clients: Clients,
-    workers: Callable[[str], Awaitable[FakeWorker]],
+    workers: Callable[[str], Awaitable[ScriptedWorker]],
     artifacts: Path,
     page_errors: list[str],
 ) -> None:
@@ -120,7 +120,7 @@ async def test_instructor_runs_the_room(
     await expect(page.locator("#dispatch")).to_have_text("dispatching")
     claimed = await worker.claim()
     assert claimed is not None
-    assert claimed["job_id"] == bobs
+    assert claimed.job_id == bobs
     row = page.locator("#running tbody tr")
     await expect(row).to_have_count(1)
     await expect(row.locator("td").nth(2)).to_have_text("gpu-1")

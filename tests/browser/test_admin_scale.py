@@ -20,7 +20,8 @@ from comfy_multi.admin.changes import Changes, Section
 from comfy_multi.admin.live import FLUSH_INTERVAL_S, LiveView
 from comfy_multi.services.platform import open_platform
 from comfy_multi.services.users import UserStore
-from tests.admin.helpers import PROMPT, FakeWorker
+from comfy_multi.wire import ClaimedJob
+from tests.admin.helpers import PROMPT, ScriptedWorker
 from tests.browser.conftest import keep_for_docs
 from tests.conftest import Gateway, Person
 
@@ -36,7 +37,7 @@ SUBMIT_CONCURRENCY = 25
 @pytest.fixture
 async def busy_room(
     gateway: Gateway, people: dict[str, Person], worker_token: str, aredis: Any
-) -> AsyncIterator[tuple[list[FakeWorker], list[dict[str, Any]]]]:
+) -> AsyncIterator[tuple[list[ScriptedWorker], list[ClaimedJob]]]:
     """1,000 jobs waiting from ten people, twenty workers each running one."""
     store = UserStore(aredis)
     names = ["alice", "bob", "carol"] + [f"p{i}" for i in range(PEOPLE - 3)]
@@ -44,7 +45,7 @@ async def busy_room(
         await store.add(name, f"{name}-pw")
     async with gateway.client(auth=people["teacher"].auth) as admin:
         assert (await admin.put("/api/v1/queue/cap", json={"cap": 0})).status_code == 200
-    workers = [FakeWorker(gateway, worker_token, f"gpu-{i:02d}") for i in range(WORKERS)]
+    workers = [ScriptedWorker(gateway, worker_token, f"gpu-{i:02d}") for i in range(WORKERS)]
     clients = [gateway.client(auth=(n, f"{n}-pw")) for n in names]
     try:
         for w in workers:
@@ -76,7 +77,7 @@ async def test_a_thousand_waiting_jobs(
     browser: Browser,
     gateway: Gateway,
     people: dict[str, Person],
-    busy_room: tuple[list[FakeWorker], list[dict[str, Any]]],
+    busy_room: tuple[list[ScriptedWorker], list[ClaimedJob]],
     artifacts: Path,
 ) -> None:
     workers, claimed = busy_room
@@ -148,12 +149,12 @@ async def test_a_thousand_waiting_jobs(
     print(json.dumps(figures, indent=2))
 
 
-async def churn(workers: list[FakeWorker], claimed: list[dict[str, Any]]) -> int:
+async def churn(workers: list[ScriptedWorker], claimed: list[ClaimedJob]) -> int:
     """Each worker: progress, complete, claim the next; until CHURN_S is up."""
     deadline = time.monotonic() + CHURN_S
     done = 0
 
-    async def loop(worker: FakeWorker, job: dict[str, Any]) -> None:
+    async def loop(worker: ScriptedWorker, job: ClaimedJob) -> None:
         nonlocal done
         while time.monotonic() < deadline:
             await worker.progress(job, 5, 10)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import hashlib
 import io
 import json
 from collections.abc import AsyncIterator, Callable
@@ -14,11 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 from PIL import Image
 from websockets.asyncio.client import ClientConnection, connect
 
+from comfy_multi.wire import ClaimedJob, Event
+from comfy_multi.worker.channel import Channel
+from tests.channel import register, worker_channel
 from tests.comfy.procs import node_defs
 from tests.conftest import Gateway, Person
 
@@ -34,87 +35,48 @@ def basic(person: Person) -> str:
 
 
 @dataclass
-class FakeWorker:
-    """A GPU worker played by the test, through the real `/worker/v1` channel."""
+class ScriptedWorker:
+    """A GPU worker whose ComfyUI is played by the test; every call goes through
+    the real worker channel client, as the real worker's would."""
 
-    http: httpx.AsyncClient
-    worker_id: str = "fake-gpu"
+    channel: Channel
     object_info: dict[str, Any] = field(default_factory=node_defs)
 
     async def register(self, models: dict[str, list[str]] | None = None) -> None:
-        body = orjson.dumps(self.object_info)
-        digest = hashlib.sha256(body).hexdigest()
-        registration = {
-            "worker_id": self.worker_id,
-            "comfyui_url": "http://127.0.0.1:1",
-            "comfyui_version": "0.3.64",
-            "object_info_digest": digest,
-            "nodes": list(self.object_info),
-            "models": models or {"checkpoints": ["sd15.safetensors"]},
-        }
-        response = await self.http.post("/worker/v1/register", json=registration)
-        assert response.status_code == 200, response.text
-        if response.json()["need_object_info"]:
-            put = await self.http.put(f"/worker/v1/object_info?digest={digest}", content=body)
-            assert put.status_code == 204, put.text
-
-    async def claim(self) -> dict[str, Any]:
-        response = await self.http.post(
-            "/worker/v1/claim", json={"worker_id": self.worker_id, "wait_seconds": 10}
+        await register(
+            self.channel,
+            self.object_info,
+            models=models or {"checkpoints": ["sd15.safetensors"]},
+            comfyui_version="0.3.64",
         )
-        assert response.status_code == 200, response.text
-        job: dict[str, Any] = response.json()
+
+    async def claim(self) -> ClaimedJob:
+        job = await self.channel.claim(10)
+        assert job is not None, "no job was queued"
         return job
 
-    def lease(self, job: dict[str, Any]) -> dict[str, str]:
-        return {"X-Lease-Token": job["lease_token"], "X-Worker-Id": self.worker_id}
-
-    async def events(self, job: dict[str, Any], *events: tuple[str, dict[str, Any]]) -> None:
-        body = {
-            "events": [{"type": t, "data": {"prompt_id": job["job_id"], **d}} for t, d in events]
-        }
-        response = await self.http.post(
-            f"/worker/v1/jobs/{job['job_id']}/events", json=body, headers=self.lease(job)
-        )
-        assert response.status_code == 204, response.text
+    async def events(self, job: ClaimedJob, *events: tuple[str, dict[str, Any]]) -> None:
+        batch = [Event(type=t, data={"prompt_id": job.job_id, **d}) for t, d in events]
+        await self.channel.post_events(job, batch)
 
     async def preview(
-        self, job: dict[str, Any], image: bytes, meta: dict[str, Any] | None = None
+        self, job: ClaimedJob, image: bytes, meta: dict[str, Any] | None = None
     ) -> None:
-        headers = {**self.lease(job), "Content-Type": "image/png"}
-        if meta is not None:
-            headers["X-Preview-Meta"] = json.dumps(meta)
-        response = await self.http.put(
-            f"/worker/v1/jobs/{job['job_id']}/preview", content=image, headers=headers
-        )
-        assert response.status_code == 204, response.text
+        await self.channel.put_preview(job, image, "image/png", meta)
 
-    async def output(self, job: dict[str, Any], filename: str, body: bytes) -> dict[str, Any]:
-        response = await self.http.put(
-            f"/worker/v1/jobs/{job['job_id']}/outputs",
-            params={"filename": filename, "type": "output"},
-            content=body,
-            headers=self.lease(job),
+    async def output(self, job: ClaimedJob, filename: str, body: bytes) -> dict[str, Any]:
+        stored = await self.channel.put_output(
+            job, filename=filename, subfolder="", kind="output", content=body, size=len(body)
         )
-        assert response.status_code == 200, response.text
-        stored: dict[str, Any] = response.json()
-        return stored
+        return stored.model_dump()
 
-    async def complete(self, job: dict[str, Any], outputs: dict[str, Any]) -> None:
-        response = await self.http.post(
-            f"/worker/v1/jobs/{job['job_id']}/complete",
-            json={"outputs": outputs, "meta": {}},
-            headers=self.lease(job),
-        )
-        assert response.status_code == 204, response.text
+    async def complete(self, job: ClaimedJob, outputs: dict[str, Any]) -> None:
+        await self.channel.complete(job, outputs, {})
 
-    async def fail(self, job: dict[str, Any], error: dict[str, Any]) -> None:
-        response = await self.http.post(
-            f"/worker/v1/jobs/{job['job_id']}/fail", json={"error": error}, headers=self.lease(job)
-        )
-        assert response.status_code == 204, response.text
+    async def fail(self, job: ClaimedJob, error: dict[str, Any]) -> None:
+        await self.channel.fail(job, error, requeue=False)
 
-    async def run(self, job: dict[str, Any], image: bytes | None = None) -> dict[str, Any]:
+    async def run(self, job: ClaimedJob, image: bytes | None = None) -> dict[str, Any]:
         """A whole successful run of a SaveImage job, as the real worker reports it."""
         stored = await self.output(job, "ComfyUI_00001_.png", image or png_bytes())
         saved = {"images": [stored]}
@@ -132,14 +94,12 @@ class FakeWorker:
 
 
 @pytest.fixture
-async def worker(gateway: Gateway, worker_token: str) -> AsyncIterator[FakeWorker]:
+async def worker(gateway: Gateway, worker_token: str) -> AsyncIterator[ScriptedWorker]:
     """A registered worker offering the stand-in's nodes."""
-    async with httpx.AsyncClient(
-        base_url=gateway.url, headers={"Authorization": f"Bearer {worker_token}"}, timeout=30
-    ) as http:
-        fake = FakeWorker(http)
-        await fake.register()
-        yield fake
+    async with worker_channel(gateway.url, worker_token, "fake-gpu") as channel:
+        scripted = ScriptedWorker(channel)
+        await scripted.register()
+        yield scripted
 
 
 @pytest.fixture

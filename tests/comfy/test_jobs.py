@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.comfy.conftest import FakeWorker, blur_prompt
+from tests.comfy.conftest import ScriptedWorker, blur_prompt
 from tests.comfy.jobs_schema import check_detail, check_list
 
 COMFY_ERROR = {
@@ -43,7 +43,7 @@ async def submit(http: httpx.AsyncClient, user: str, **extra: Any) -> str:
 
 
 @pytest.fixture
-async def jobs(worker: FakeWorker, clients: dict[str, httpx.AsyncClient]) -> Jobs:
+async def jobs(worker: ScriptedWorker, clients: dict[str, httpx.AsyncClient]) -> Jobs:
     """alice's jobs in every state, plus one of bob's."""
     alice = clients["alice"]
     extra = {"extra_data": {"extra_pnginfo": {"workflow": {"id": "wf-blur"}}}}
@@ -51,7 +51,7 @@ async def jobs(worker: FakeWorker, clients: dict[str, httpx.AsyncClient]) -> Job
     for name in ("done", "failed", "lost", "cancelled", "running"):
         ids[name] = await submit(alice, "alice", **extra)
         job = await worker.claim()
-        assert job["job_id"] == ids[name]
+        assert job.job_id == ids[name]
         if name == "done":
             await worker.run(job)
         elif name == "failed":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 
 from comfy_multi.comfy import bundle
-from tests.comfy.conftest import FakeWorker
+from tests.comfy.conftest import ScriptedWorker
 from tests.conftest import Gateway
 
 # in the order frontend 1.58.1 asks (comfyui-api.md section 8), with what must come back
@@ -37,7 +37,7 @@ PAGE_LOAD_JSON = [
 
 
 async def test_every_page_load_route_answers(
-    worker: FakeWorker, clients: dict[str, httpx.AsyncClient]
+    worker: ScriptedWorker, clients: dict[str, httpx.AsyncClient]
 ) -> None:
     alice = clients["alice"]
     for path, kind in PAGE_LOAD_JSON:

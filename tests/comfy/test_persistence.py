@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import httpx
 
-from tests.comfy.conftest import FakeWorker, blur_prompt
+from tests.comfy.conftest import ScriptedWorker, blur_prompt
 from tests.conftest import Gateway, Person, ServerThread
 
 
 async def test_a_restarted_gateway_still_shows_your_work(
-    gateway: Gateway, people: dict[str, Person], worker: FakeWorker
+    gateway: Gateway, people: dict[str, Person], worker: ScriptedWorker
 ) -> None:
     async with gateway.client(auth=people["alice"].auth) as alice:
         submitted = await alice.post("/u/alice/api/prompt", json={"prompt": blur_prompt()})

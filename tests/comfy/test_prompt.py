@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.comfy.conftest import FakeWorker, blur_prompt, png_bytes
+from tests.comfy.conftest import ScriptedWorker, blur_prompt, png_bytes
 from tests.comfy.procs import Proc, start_standin
 from tests.conftest import Gateway
 
@@ -123,7 +123,7 @@ def alice_has_cat(gateway: Gateway) -> None:
 
 @pytest.mark.parametrize(("case", "prompt", "kind", "nodes"), INVALID, ids=[c[0] for c in INVALID])
 async def test_invalid_prompts_get_comfyuis_error_shape(
-    worker: FakeWorker,
+    worker: ScriptedWorker,
     clients: dict[str, httpx.AsyncClient],
     alice_has_cat: None,
     case: str,
@@ -151,7 +151,7 @@ async def test_invalid_prompts_get_comfyuis_error_shape(
 
 
 async def test_bad_json_and_missing_prompt(
-    worker: FakeWorker, clients: dict[str, httpx.AsyncClient]
+    worker: ScriptedWorker, clients: dict[str, httpx.AsyncClient]
 ) -> None:
     alice = clients["alice"]
     broken = await alice.post(
@@ -176,7 +176,10 @@ async def test_bad_json_and_missing_prompt(
 
 
 async def test_another_users_file_is_not_an_input(
-    gateway: Gateway, worker: FakeWorker, clients: dict[str, httpx.AsyncClient], alice_has_cat: None
+    gateway: Gateway,
+    worker: ScriptedWorker,
+    clients: dict[str, httpx.AsyncClient],
+    alice_has_cat: None,
 ) -> None:
     bob = await clients["bob"].post("/u/bob/api/prompt", json={"prompt": blur_prompt("cat.png")})
     assert bob.status_code == 400
@@ -195,7 +198,7 @@ async def test_another_users_file_is_not_an_input(
 
 
 async def test_submit_reply_and_stored_job(
-    worker: FakeWorker, clients: dict[str, httpx.AsyncClient]
+    worker: ScriptedWorker, clients: dict[str, httpx.AsyncClient]
 ) -> None:
     alice = clients["alice"]
     prompt_id = str(uuid.uuid4())
@@ -229,7 +232,7 @@ async def test_submit_reply_and_stored_job(
 
 
 async def test_partial_failure_runs_the_good_outputs(
-    worker: FakeWorker, clients: dict[str, httpx.AsyncClient]
+    worker: ScriptedWorker, clients: dict[str, httpx.AsyncClient]
 ) -> None:
     prompt = copy.deepcopy(GOOD)
     prompt["4"] = {
@@ -248,7 +251,7 @@ async def test_partial_failure_runs_the_good_outputs(
 
 
 async def test_the_per_user_cap_answers_in_comfyuis_shape(
-    worker: FakeWorker, clients: dict[str, httpx.AsyncClient], clients_teacher_caps: None
+    worker: ScriptedWorker, clients: dict[str, httpx.AsyncClient], clients_teacher_caps: None
 ) -> None:
     alice = clients["alice"]
     for sigma in (1.0, 2.0):
@@ -274,7 +277,7 @@ async def clients_teacher_caps(clients: dict[str, httpx.AsyncClient]) -> None:
 
 
 async def test_queue_front_is_the_instructors_privilege(
-    worker: FakeWorker, clients: dict[str, httpx.AsyncClient]
+    worker: ScriptedWorker, clients: dict[str, httpx.AsyncClient]
 ) -> None:
     first = await clients["bob"].post("/u/bob/api/prompt", json={"prompt": GOOD})
     jumped = await clients["alice"].post(
@@ -301,7 +304,10 @@ def standin(tmp_path: Path) -> Iterator[Proc]:
 
 @pytest.mark.slow
 async def test_verdicts_match_comfyui(
-    standin: Proc, worker: FakeWorker, clients: dict[str, httpx.AsyncClient], alice_has_cat: None
+    standin: Proc,
+    worker: ScriptedWorker,
+    clients: dict[str, httpx.AsyncClient],
+    alice_has_cat: None,
 ) -> None:
     async with httpx.AsyncClient(base_url=standin.url, timeout=30) as comfy:
         for case, prompt, _, _ in INVALID:

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 import httpx
 
-from tests.comfy.conftest import FakeWorker, png_bytes
+from tests.comfy.conftest import ScriptedWorker, png_bytes
 from tests.conftest import Gateway
 
 WORKFLOW = {"last_node_id": 0, "nodes": [], "links": [], "version": 0.4}
@@ -168,7 +168,7 @@ async def test_workshop_and_example_workflows_are_shared_and_read_only(
 
 
 async def test_object_info_lists_only_your_own_input_files(
-    gateway: Gateway, worker: FakeWorker, clients: dict[str, httpx.AsyncClient]
+    gateway: Gateway, worker: ScriptedWorker, clients: dict[str, httpx.AsyncClient]
 ) -> None:
     for user, names in (("alice", ["a.png", "b.jpg", "clip.mp4"]), ("bob", ["bob.png"])):
         folder = gateway.settings.users_dir / user / "input"

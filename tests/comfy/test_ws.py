@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from tests.comfy.conftest import FakeWorker, UserSocket, blur_prompt, png_bytes, user_socket
+from tests.comfy.conftest import ScriptedWorker, UserSocket, blur_prompt, png_bytes, user_socket
 from tests.conftest import Gateway, Person
 
 
@@ -72,7 +72,7 @@ async def test_handshake_as_comfyui(gateway: Gateway, people: dict[str, Person])
 async def test_run_events_reach_only_the_submitting_socket(
     gateway: Gateway,
     people: dict[str, Person],
-    worker: FakeWorker,
+    worker: ScriptedWorker,
     clients: dict[str, httpx.AsyncClient],
 ) -> None:
     async with (
@@ -115,7 +115,7 @@ async def test_run_events_reach_only_the_submitting_socket(
 async def test_previews_in_the_format_each_socket_announced(
     gateway: Gateway,
     people: dict[str, Person],
-    worker: FakeWorker,
+    worker: ScriptedWorker,
     clients: dict[str, httpx.AsyncClient],
 ) -> None:
     async with (
@@ -147,7 +147,7 @@ async def test_previews_in_the_format_each_socket_announced(
 async def test_platform_failure_and_cancel_end_the_run_as_comfyui_would(
     gateway: Gateway,
     people: dict[str, Person],
-    worker: FakeWorker,
+    worker: ScriptedWorker,
     clients: dict[str, httpx.AsyncClient],
 ) -> None:
     alice = clients["alice"]
@@ -209,7 +209,7 @@ async def test_platform_failure_and_cancel_end_the_run_as_comfyui_would(
 async def test_reconnecting_page_gets_executing_again(
     gateway: Gateway,
     people: dict[str, Person],
-    worker: FakeWorker,
+    worker: ScriptedWorker,
     clients: dict[str, httpx.AsyncClient],
 ) -> None:
     async with user_socket(gateway, people["alice"]) as first:
@@ -233,7 +233,7 @@ async def test_reconnecting_page_gets_executing_again(
 async def test_place_in_queue_and_broadcasts_go_to_pages_that_asked(
     gateway: Gateway,
     people: dict[str, Person],
-    worker: FakeWorker,
+    worker: ScriptedWorker,
     clients: dict[str, httpx.AsyncClient],
 ) -> None:
     async with (

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from comfy_multi.worker.channel import Channel
+
 from ..conftest import Gateway, Person
-from .conftest import PROMPT, FakeWorker
+from .conftest import PROMPT
 
 
 @pytest.mark.parametrize(
@@ -31,7 +33,7 @@ from .conftest import PROMPT, FakeWorker
 async def test_bad_submits(
     gateway: Gateway,
     people: dict[str, Person],
-    fake_worker: FakeWorker,
+    channel: Channel,
     body: bytes,
     status: int,
     says: str,

@@ -7,12 +7,14 @@ from typing import Any
 
 import pytest
 
+from comfy_multi.worker.channel import Channel
+
 from ..conftest import Gateway, Person
-from .conftest import PROMPT, FakeWorker
+from .conftest import PROMPT
 
 
 async def test_submit_list_get_and_cancel(
-    gateway: Gateway, people: dict[str, Person], fake_worker: FakeWorker
+    gateway: Gateway, people: dict[str, Person], channel: Channel
 ) -> None:
     async with gateway.client(auth=people["alice"].auth) as alice:
         r = await alice.post("/api/v1/jobs", json={"prompt": PROMPT})
@@ -34,7 +36,7 @@ async def test_submit_list_get_and_cancel(
 
 
 async def test_instructor_jobs_go_first(
-    gateway: Gateway, people: dict[str, Person], fake_worker: FakeWorker
+    gateway: Gateway, people: dict[str, Person], channel: Channel
 ) -> None:
     async with (
         gateway.client(auth=people["alice"].auth) as alice,
@@ -43,13 +45,13 @@ async def test_instructor_jobs_go_first(
         await alice.post("/api/v1/jobs", json={"prompt": PROMPT})
         demo = (await teacher.post("/api/v1/jobs", json={"prompt": PROMPT})).json()
         assert demo["cls"] == 1
-        claimed = await fake_worker.claim()
+        claimed = await channel.claim(0)
         assert claimed is not None
-        assert claimed["job_id"] == demo["id"]
+        assert claimed.job_id == demo["id"]
 
 
 async def test_participants_see_only_their_own(
-    gateway: Gateway, people: dict[str, Person], fake_worker: FakeWorker
+    gateway: Gateway, people: dict[str, Person], channel: Channel
 ) -> None:
     async with (
         gateway.client(auth=people["alice"].auth) as alice,
@@ -75,7 +77,7 @@ async def test_participants_see_only_their_own(
 
 
 async def test_admin_steers_the_queue(
-    gateway: Gateway, people: dict[str, Person], fake_worker: FakeWorker
+    gateway: Gateway, people: dict[str, Person], channel: Channel
 ) -> None:
     async with (
         gateway.client(auth=people["teacher"].auth) as teacher,
@@ -93,7 +95,7 @@ async def test_admin_steers_the_queue(
         order = [j["id"] for j in (await teacher.get("/api/v1/queue")).json()["pending"]]
         assert order == [first["id"], second["id"]]
         assert (await teacher.post("/api/v1/queue/pause")).json()["paused"] is True
-        assert await fake_worker.claim() is None
+        assert await channel.claim(0) is None
         assert (await teacher.post("/api/v1/queue/resume")).json()["paused"] is False
         assert (await teacher.put("/api/v1/queue/mode", json={"mode": "fifo"})).json()[
             "mode"
@@ -111,7 +113,7 @@ async def test_admin_steers_the_queue(
 
 
 async def test_users_and_workers_admin(
-    gateway: Gateway, people: dict[str, Person], fake_worker: FakeWorker
+    gateway: Gateway, people: dict[str, Person], channel: Channel
 ) -> None:
     async with gateway.client(auth=people["teacher"].auth) as teacher:
         r = await teacher.post("/api/v1/users", json={"name": "dave"})
@@ -157,7 +159,7 @@ async def test_api_tokens_and_openapi(gateway: Gateway, people: dict[str, Person
     assert not any(p.startswith("/worker") for p in spec["paths"])
 
 
-async def test_health(gateway: Gateway, fake_worker: FakeWorker) -> None:
+async def test_health(gateway: Gateway, channel: Channel) -> None:
     async with gateway.client() as anyone:
         body = (await anyone.get("/health")).json()
     assert body["status"] == "ok"
@@ -166,7 +168,7 @@ async def test_health(gateway: Gateway, fake_worker: FakeWorker) -> None:
 
 @pytest.mark.slow
 async def test_a_room_pressing_run_in_the_same_second(
-    gateway: Gateway, aredis: Any, fake_worker: FakeWorker
+    gateway: Gateway, aredis: Any, channel: Channel
 ) -> None:
     """Twenty people submit three jobs each at once: nothing is lost, and the
     first twenty dispatched belong to twenty different people."""
@@ -188,9 +190,9 @@ async def test_a_room_pressing_run_in_the_same_second(
     ids = [i for batch in await asyncio.gather(*(press_run(n) for n in names)) for i in batch]
     assert len(set(ids)) == 60
     owners = []
-    while (job := await fake_worker.claim()) is not None:
-        owners.append(job["user"])
-        assert (await fake_worker.complete(job)).status_code == 204
+    while (job := await channel.claim(0)) is not None:
+        owners.append(job.user)
+        await channel.complete(job, {}, {})
     assert len(owners) == 60
     assert sorted(owners[:20]) == names
     assert sorted(owners[20:40]) == names

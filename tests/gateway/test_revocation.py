@@ -10,9 +10,10 @@ from typing import Any
 import httpx
 
 from comfy_multi.services.users import UserStore
+from comfy_multi.worker.channel import Channel
 
 from ..conftest import Gateway, Person, ServerThread, wait_for
-from .conftest import PROMPT, FakeWorker
+from .conftest import PROMPT
 
 
 async def _signed_in_cookie(gateway: Gateway, person: Person) -> str:
@@ -106,7 +107,7 @@ async def _gone(gateway: Gateway, headers: dict[str, str]) -> bool:
 
 
 async def test_removed_person_loses_every_credential_and_a_new_one_starts_empty(
-    gateway: Gateway, people: dict[str, Person], fake_worker: FakeWorker, aredis: Any
+    gateway: Gateway, people: dict[str, Person], channel: Channel, aredis: Any
 ) -> None:
     alice = people["alice"]
     cookie = await _signed_in_cookie(gateway, alice)
@@ -156,13 +157,12 @@ async def test_removal_can_archive_the_files(gateway: Gateway, people: dict[str,
 
 
 async def test_a_revoked_worker_token_stops_at_its_next_request(
-    gateway: Gateway, fake_worker: FakeWorker, aredis: Any
+    gateway: Gateway, channel: Channel, worker_token: str, aredis: Any
 ) -> None:
-    assert await fake_worker.claim() is None  # works, and any cache is warm
+    assert await channel.claim(0) is None  # works, and any cache is warm
     await UserStore(aredis).revoke_worker_token("gpu-test")
-    r = await fake_worker.client.post(
-        "/worker/v1/claim", json={"worker_id": "fake-1", "wait_seconds": 0}
-    )
+    async with gateway.client(headers={"Authorization": f"Bearer {worker_token}"}) as client:
+        r = await client.post("/worker/v1/claim", json={"worker_id": "fake-1", "wait_seconds": 0})
     assert r.status_code == 401
 
 

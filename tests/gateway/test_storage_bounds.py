@@ -13,9 +13,10 @@ import redis
 from comfy_multi.settings import Settings
 from comfy_multi.store import keys
 from comfy_multi.store.embedded import EmbeddedRedis
+from comfy_multi.worker.channel import Channel
 
 from ..conftest import Gateway, Person, wait_for
-from .conftest import PROMPT, FakeWorker
+from .conftest import PROMPT
 
 BUDGET = 6000
 PAD = "x" * 2500  # extra_data carries the workflow; this makes each job ~2.6 kB
@@ -31,7 +32,7 @@ def _job(note: str = PAD) -> dict[str, Any]:
 
 
 async def test_ended_jobs_lose_their_prompt_but_keep_their_record(
-    gateway: Gateway, people: dict[str, Person], fake_worker: FakeWorker, aredis: Any
+    gateway: Gateway, people: dict[str, Person], channel: Channel, aredis: Any
 ) -> None:
     async with gateway.client(auth=people["alice"].auth) as alice:
         job = (await alice.post("/api/v1/jobs", json=_job())).json()
@@ -51,7 +52,7 @@ async def test_ended_jobs_lose_their_prompt_but_keep_their_record(
 
 
 async def test_stored_prompt_bytes_have_a_per_person_budget(
-    gateway: Gateway, people: dict[str, Person], fake_worker: FakeWorker, aredis: Any
+    gateway: Gateway, people: dict[str, Person], channel: Channel, aredis: Any
 ) -> None:
     async with gateway.client(auth=people["alice"].auth) as alice:
         first = (await alice.post("/api/v1/jobs", json=_job())).json()
@@ -76,7 +77,7 @@ async def test_stored_prompt_bytes_have_a_per_person_budget(
 
 
 async def test_a_full_store_answers_503_and_evicts_nothing(
-    gateway: Gateway, people: dict[str, Person], fake_worker: FakeWorker, redis_url: str
+    gateway: Gateway, people: dict[str, Person], channel: Channel, redis_url: str
 ) -> None:
     admin = redis.Redis.from_url(redis_url)
     assert admin.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"

@@ -3,65 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-import gzip
 import hashlib
 import logging
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, ConfigDict, Field
 
+from comfy_multi import wire
 from comfy_multi.errors import BadRequest, Conflict, NotFound, TooLarge, WorkerNotFound
-from comfy_multi.queue.models import ClaimedJob
-from comfy_multi.queue.workers import Registration
+from comfy_multi.gateway.unpack import gunzip, off_loop
 from comfy_multi.services.auth import PlatformDep, WorkerName
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/worker/v1", include_in_schema=False)
+router = APIRouter(prefix=wire.PREFIX, include_in_schema=False)
 
-MAX_CLAIM_WAIT_S = 60.0
 MAX_PREVIEW_BYTES = 16 * 1024 * 1024
-MAX_OBJECT_INFO_BYTES = 128 * 1024 * 1024
-# a job-scoped call names its lease: the claim's token and the worker that claimed
-LeaseToken = Annotated[str, Header(alias="X-Lease-Token", max_length=200)]
-WorkerId = Annotated[str, Header(alias="X-Worker-Id", max_length=200)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ClaimRequest(Strict):
-    worker_id: str
-    wait_seconds: float = Field(default=25.0, ge=0)
-
-
-class HeldJob(Strict):
-    job_id: str
-    lease_token: str = Field(max_length=200)
-
-
-class HeartbeatRequest(Strict):
-    worker_id: str
-    jobs: list[HeldJob] = Field(default_factory=list)
-
-
-class Events(Strict):
-    events: list[dict[str, Any]] = Field(max_length=10_000)
-
-
-class Completion(Strict):
-    outputs: dict[str, Any] = Field(default_factory=dict)
-    meta: dict[str, Any] = Field(default_factory=dict)
-
-
-class Failure(Strict):
-    error: dict[str, Any]
-    requeue: bool = False
+LeaseToken = Annotated[wire.LeaseToken, Header(alias=wire.LEASE_HEADER)]
+WorkerId = Annotated[str, Header(alias=wire.WORKER_ID_HEADER, max_length=200)]
+ObjectInfoQuery = Annotated[wire.ObjectInfoQuery, Query()]
+InputQuery = Annotated[wire.InputQuery, Query()]
+OutputQuery = Annotated[wire.OutputQuery, Query()]
 
 
 @router.get("/whoami")
@@ -71,54 +36,64 @@ async def whoami(name: WorkerName) -> dict[str, str]:
 
 
 @router.post("/register")
-async def register(body: Registration, name: WorkerName, platform: PlatformDep) -> dict[str, Any]:
+async def register(
+    body: wire.Registration, name: WorkerName, platform: PlatformDep
+) -> wire.Registered:
     need = await platform.workers.register(body, name)
     await platform.bus.publish({"event": "worker", "worker": {"worker_id": body.worker_id}})
     s = platform.settings
-    return {
-        "worker_id": body.worker_id,
-        "need_object_info": need,
-        "heartbeat_seconds": s.heartbeat_seconds,
-        "lease_seconds": s.lease_seconds,
-        "job_timeout_seconds": s.job_timeout_seconds,
-    }
+    return wire.Registered(
+        worker_id=body.worker_id,
+        need_object_info=need,
+        heartbeat_seconds=s.heartbeat_seconds,
+        lease_seconds=s.lease_seconds,
+        job_timeout_seconds=s.job_timeout_seconds,
+    )
 
 
 @router.put("/object_info", status_code=204)
 async def put_object_info(
-    request: Request, digest: str, _: WorkerName, platform: PlatformDep
+    request: Request, query: ObjectInfoQuery, _: WorkerName, platform: PlatformDep
 ) -> Response:
-    body = await request.body()
-    if request.headers.get("content-encoding", "").lower() == "gzip":
-        try:
-            body = gzip.decompress(body)
-        except (OSError, EOFError):
-            raise BadRequest("the object_info body is not valid gzip") from None
-    if len(body) > MAX_OBJECT_INFO_BYTES:
-        raise TooLarge("object_info is larger than the gateway accepts")
-    if hashlib.sha256(body).hexdigest() != digest:
+    body = await request.body()  # the packed size is bounded by the body limit
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("identity", "gzip"):
+        raise BadRequest(f"object_info may be sent plain or gzip, not {encoding!r}")
+    budget = platform.settings.max_object_info_bytes
+    plain = await off_loop(
+        lambda: _checked_object_info(body, encoding == "gzip", budget, query.digest)
+    )
+    await platform.workers.store_object_info(query.digest, plain)
+    return Response(status_code=204)
+
+
+def _checked_object_info(body: bytes, packed: bool, budget: int, digest: str) -> bytes:
+    """The unpacked, checked object_info; on the unpacking thread (it may be MBs)."""
+    plain = gunzip(body, budget, "object_info") if packed else body
+    if len(plain) > budget:
+        raise TooLarge(f"object_info is larger than the {budget:,} bytes allowed")
+    if hashlib.sha256(plain).hexdigest() != digest:
         raise BadRequest("object_info does not match its digest")
     try:
-        parsed = orjson.loads(body)
+        parsed = orjson.loads(plain)
     except orjson.JSONDecodeError:
         raise BadRequest("object_info is not valid JSON") from None
     if not isinstance(parsed, dict):
         raise BadRequest("object_info must be a JSON object of node definitions")
-    await platform.workers.store_object_info(digest, body)
-    return Response(status_code=204)
+    return plain
 
 
 @router.post("/claim", response_model=None)
 async def claim(
-    body: ClaimRequest, request: Request, _: WorkerName, platform: PlatformDep
-) -> ClaimedJob | Response:
+    body: wire.ClaimRequest, request: Request, name: WorkerName, platform: PlatformDep
+) -> wire.ClaimedJob | Response:
     """Long-poll: answers the moment a job this worker can run is queued."""
-    deadline = time.monotonic() + min(body.wait_seconds, MAX_CLAIM_WAIT_S)
+    deadline = time.monotonic() + min(body.wait_seconds, wire.MAX_CLAIM_WAIT_S)
     while True:
         changed = platform.bus.queue_generation()
         if platform.stopping.is_set():
             return Response(status_code=204)
-        if not await platform.workers.seen(body.worker_id):
+        if not await platform.workers.seen(body.worker_id, name):
             raise WorkerNotFound(body.worker_id)
         if await request.is_disconnected():
             return Response(status_code=204)
@@ -152,52 +127,54 @@ async def _wait_for_change(
 
 
 @router.post("/heartbeat")
-async def heartbeat(body: HeartbeatRequest, _: WorkerName, platform: PlatformDep) -> dict[str, Any]:
-    if not await platform.workers.seen(body.worker_id):
+async def heartbeat(
+    body: wire.Heartbeat, name: WorkerName, platform: PlatformDep
+) -> wire.HeartbeatAnswer:
+    if not await platform.workers.seen(body.worker_id, name):
         raise WorkerNotFound(body.worker_id)
     lost = [
         held.job_id
         for held in body.jobs
         if not await platform.queue.extend_lease(held.job_id, held.lease_token, body.worker_id)
     ]
-    return {
-        "cancel": await platform.workers.take_cancels(body.worker_id),
-        "lease_lost": lost,
-        "drain": await platform.workers.is_draining(body.worker_id),
-    }
+    return wire.HeartbeatAnswer(
+        cancel=await platform.workers.take_cancels(body.worker_id),
+        lease_lost=lost,
+        drain=await platform.workers.is_draining(body.worker_id),
+    )
 
 
 @router.get("/jobs/{job_id}/inputs")
 async def get_input(
     job_id: str,
+    query: InputQuery,
     token: LeaseToken,
     worker_id: WorkerId,
     _: WorkerName,
     platform: PlatformDep,
-    filename: str,
-    subfolder: str = "",
-    type: Annotated[str, Query(pattern="^input$")] = "input",
 ) -> FileResponse:
     await platform.queue.lease_holder(job_id, token, worker_id)
     job = await platform.queue.get(job_id)
-    if not any(i.filename == filename and i.subfolder == subfolder for i in job.inputs):
-        raise NotFound(f"{filename!r} is not one of this job's input files")
-    path = platform.files.resolve(job.user, type, subfolder, filename)
+    wanted = (query.filename, query.subfolder)
+    if not any((i.filename, i.subfolder) == wanted for i in job.inputs):
+        raise NotFound(f"{query.filename!r} is not one of this job's input files")
+    path = platform.files.resolve(job.user, query.type, query.subfolder, query.filename)
     if not path.is_file():
-        raise NotFound(f"the input file {filename!r} is gone from the user's folder")
+        raise NotFound(f"the input file {query.filename!r} is gone from the user's folder")
     return FileResponse(path)
 
 
 @router.post("/jobs/{job_id}/events", status_code=204)
 async def post_events(
     job_id: str,
-    body: Events,
+    body: wire.Events,
     token: LeaseToken,
     worker_id: WorkerId,
     _: WorkerName,
     platform: PlatformDep,
 ) -> Response:
-    await platform.queue.relay(job_id, token, worker_id, body.events)
+    events = [event.model_dump() for event in body.events]
+    await platform.queue.relay(job_id, token, worker_id, events)
     return Response(status_code=204)
 
 
@@ -209,15 +186,15 @@ async def put_preview(
     worker_id: WorkerId,
     _: WorkerName,
     platform: PlatformDep,
-    meta: Annotated[str | None, Header(alias="X-Preview-Meta")] = None,
+    meta: Annotated[str | None, Header(alias=wire.PREVIEW_META_HEADER)] = None,
 ) -> Response:
     user, client_id = await platform.queue.lease_holder(job_id, token, worker_id)
     image = await request.body()
     if len(image) > MAX_PREVIEW_BYTES:
         raise TooLarge("preview image too large")
     content_type = request.headers.get("content-type", "image/jpeg")
-    if content_type not in ("image/jpeg", "image/png", "image/webp"):
-        raise BadRequest("a preview must be image/jpeg, image/png or image/webp")
+    if content_type not in wire.PREVIEW_TYPES:
+        raise BadRequest(f"a preview must be one of {', '.join(wire.PREVIEW_TYPES)}")
     try:
         meta_obj = orjson.loads(meta) if meta else None
     except orjson.JSONDecodeError:
@@ -240,28 +217,26 @@ async def put_output(
     token: LeaseToken,
     worker_id: WorkerId,
     _: WorkerName,
+    query: OutputQuery,
     platform: PlatformDep,
-    filename: str,
-    subfolder: str = "",
-    type: Annotated[str, Query(pattern="^(output|temp)$")] = "output",
-) -> dict[str, str]:
+) -> wire.StoredOutput:
     user, _client = await platform.queue.lease_holder(job_id, token, worker_id)
     stored, folder = await platform.files.write_stream(
         user,
-        type,
-        subfolder,
-        filename,
+        query.type,
+        query.subfolder,
+        query.filename,
         request.stream(),
         max_bytes=platform.settings.max_output_bytes,
     )
     logger.info("job %s: output %s/%s stored for %s", job_id, folder, stored, user)
-    return {"filename": stored, "subfolder": folder, "type": type}
+    return wire.StoredOutput(filename=stored, subfolder=folder, type=query.type)
 
 
 @router.post("/jobs/{job_id}/complete", status_code=204)
 async def complete(
     job_id: str,
-    body: Completion,
+    body: wire.Completion,
     token: LeaseToken,
     worker_id: WorkerId,
     _: WorkerName,
@@ -274,7 +249,7 @@ async def complete(
 @router.post("/jobs/{job_id}/fail", status_code=204)
 async def fail(
     job_id: str,
-    body: Failure,
+    body: wire.Failure,
     token: LeaseToken,
     worker_id: WorkerId,
     _: WorkerName,

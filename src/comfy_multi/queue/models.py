@@ -8,6 +8,10 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, Field
 
+from comfy_multi.wire import ClaimedJob, InputRef
+
+__all__ = ["ClaimedJob", "InputRef", "Job", "JobState", "QueueConfig", "QueueMode"]
+
 
 class JobState(StrEnum):
     PENDING = "pending"  #: waiting in the queue
@@ -24,15 +28,6 @@ class JobState(StrEnum):
 class QueueMode(StrEnum):
     FAIR = "fair"  #: round-robin over users
     FIFO = "fifo"  #: oldest arrival first
-
-
-class InputRef(BaseModel):
-    """A file from the user's input folder that the prompt refers to."""
-
-    filename: str
-    subfolder: str = ""
-    type: str = "input"
-    ref: str  # the exact string used in the prompt
 
 
 def _json(value: str | None, default: Any) -> Any:
@@ -92,20 +87,6 @@ class Job(BaseModel):
         """The API shape: everything but the fencing token."""
         exclude = {"token"} if with_prompt else {"token", "prompt", "extra_data"}
         return self.model_dump(mode="json", exclude=exclude)
-
-
-class ClaimedJob(BaseModel):
-    """What a worker receives from a claim."""
-
-    job_id: str
-    lease_token: str  # random; with the worker id, it names the lease
-    lease_seconds: float
-    attempt: int
-    user: str
-    prompt: dict[str, Any]
-    extra_data: dict[str, Any]
-    inputs: list[InputRef]
-    timeout_seconds: float | None
 
 
 class QueueConfig(BaseModel):

@@ -8,26 +8,20 @@ import time
 from typing import Any, cast
 
 import orjson
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from redis.asyncio import Redis
 
-from comfy_multi.errors import WorkerNotFound
+from comfy_multi.errors import WorkerIdTaken, WorkerNotFound
 from comfy_multi.settings import Settings
 from comfy_multi.store import keys
+from comfy_multi.wire import Registration
+
+__all__ = ["Registration", "WorkerInfo", "WorkerRegistry"]
 
 logger = logging.getLogger(__name__)
 
 OBJECT_INFO_RECHECK_S = 1.0
 OFFLINE_AFTER_HEARTBEATS = 3  # missed heartbeats before a worker shows offline
-
-
-class Registration(BaseModel):
-    worker_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
-    comfyui_url: str = Field(default="", max_length=500)
-    comfyui_version: str = Field(default="", max_length=100)
-    object_info_digest: str = Field(min_length=8, max_length=128, pattern=r"^[0-9a-f]+$")
-    nodes: list[str] = Field(default_factory=list, max_length=50_000)
-    models: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class WorkerInfo(BaseModel):
@@ -64,7 +58,9 @@ class WorkerRegistry:
         return int(self.settings.heartbeat_seconds * OFFLINE_AFTER_HEARTBEATS * 1000) + 1000
 
     async def register(self, reg: Registration, token_name: str) -> bool:
-        """Record the worker; True if its object_info is new to the gateway."""
+        """Record the worker; True if its object_info is new to the gateway.
+        A worker id belongs to the worker token that first registered it."""
+        await self._take_id(reg.worker_id, token_name)
         now = _now_ms()
         models_count = sum(len(v) for v in reg.models.values())
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -112,10 +108,23 @@ class WorkerRegistry:
         await self.redis.hset(keys.WORKER_DIGESTS, worker_id, digest)
         self._merged_at = 0.0
 
-    async def seen(self, worker_id: str) -> bool:
-        """Mark the worker alive; False if it never registered."""
-        if not await self.redis.exists(keys.worker(worker_id)):
+    async def _take_id(self, worker_id: str, token_name: str) -> None:
+        """The first token to name a worker id owns it (until an admin forgets it)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(keys.worker(worker_id), "name", token_name)
+            pipe.hget(keys.worker(worker_id), "name")
+            _, owner = await pipe.execute()
+        if owner != token_name:
+            raise WorkerIdTaken(worker_id)
+
+    async def seen(self, worker_id: str, token_name: str) -> bool:
+        """Mark the worker alive; False if it never registered, ``WorkerIdTaken``
+        if another worker token registered it."""
+        owner = await self.redis.hget(keys.worker(worker_id), "name")
+        if owner is None:
             return False
+        if owner != token_name:
+            raise WorkerIdTaken(worker_id)
         await self.redis.zadd(keys.WORKERS, {worker_id: _now_ms()})
         return True
 

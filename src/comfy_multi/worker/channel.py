@@ -1,8 +1,11 @@
 """The gateway's worker channel ``/worker/v1`` (see docs/worker-protocol.md).
 
-Calls that must land (register, claim, complete, fail ...) retry with backoff
-and jitter while the gateway is unreachable or answers 5xx. Job-scoped calls
-carry the lease token; a 409 raises ``LeaseLost`` and the job must be dropped.
+Requests are built and answers read with the protocol's own models
+(``comfy_multi.wire``, which the gateway uses too); an answer that does not fit
+raises ``GatewayAnswerInvalid``. Calls that must land (register, claim,
+complete, fail ...) retry with backoff and jitter while the gateway is
+unreachable or answers 5xx. Job-scoped calls carry the lease token; a 409
+raises ``LeaseLost`` and the job must be dropped.
 """
 
 from __future__ import annotations
@@ -16,15 +19,18 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import httpx
+import pydantic
 
+from comfy_multi import wire
 from comfy_multi.errors import LeaseLost, NotFound, TooLarge, Unauthorized
-from comfy_multi.queue.models import ClaimedJob, InputRef
-from comfy_multi.worker.errors import GatewayRejected, GatewayUnavailable
+from comfy_multi.wire import ClaimedJob, InputRef
+from comfy_multi.worker.errors import GatewayAnswerInvalid, GatewayRejected, GatewayUnavailable
 from comfy_multi.worker.retry import Backoff, retrying
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+A = TypeVar("A", bound=pydantic.BaseModel)
 
 CONNECT_TIMEOUT = 5.0
 CALL_TIMEOUT = 30.0
@@ -44,7 +50,7 @@ class Channel:
         self.worker_id = worker_id
         self.backoff = backoff or Backoff()
         self._http = httpx.AsyncClient(
-            base_url=f"{self.url}/worker/v1",
+            base_url=f"{self.url}{wire.PREFIX}",
             headers={"Authorization": f"Bearer {token}"},
             timeout=httpx.Timeout(CALL_TIMEOUT, connect=CONNECT_TIMEOUT),
         )
@@ -59,8 +65,8 @@ class Channel:
     ) -> httpx.Response:
         headers = dict(kwargs.pop("headers", None) or {})
         if job is not None:
-            headers["X-Lease-Token"] = job.lease_token
-            headers["X-Worker-Id"] = self.worker_id
+            headers[wire.LEASE_HEADER] = job.lease_token
+            headers[wire.WORKER_ID_HEADER] = self.worker_id
         try:
             response = await self._http.request(method, path, headers=headers, **kwargs)
         except httpx.TransportError as exc:
@@ -83,7 +89,14 @@ class Channel:
             raise TooLarge(message or f"{call}: too large")
         if status in TRANSIENT_STATUSES:
             raise GatewayUnavailable(self.url, f"{call} answered {status}: {message or code}")
-        raise GatewayRejected(call, status, response.text)
+        raise GatewayRejected(call, status, message or response.text)
+
+    def _answer(self, response: httpx.Response, model: type[A], call: str) -> A:
+        """The answer as the protocol says it is, or ``GatewayAnswerInvalid``."""
+        try:
+            return model.model_validate_json(response.content)
+        except pydantic.ValidationError as exc:
+            raise GatewayAnswerInvalid(call, model.__name__, _first_problem(exc)) from None
 
     async def _retried(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         return await retrying(call, backoff=self.backoff, what=what)
@@ -99,49 +112,52 @@ class Channel:
         response = await self._call("ask the worker token's name", "GET", "/whoami")
         return str(response.json().get("name") or "")
 
-    async def register(self, registration: dict[str, Any]) -> dict[str, Any]:
+    async def register(self, registration: wire.Registration) -> wire.Registered:
+        if registration.worker_id != self.worker_id:
+            raise ValueError(f"registering {registration.worker_id!r} on {self.worker_id!r}")
         response = await self._call(
-            f"register worker {self.worker_id}", "POST", "/register", json=registration
+            f"register worker {self.worker_id}",
+            "POST",
+            "/register",
+            json=registration.model_dump(mode="json"),
         )
-        answer: dict[str, Any] = response.json()
-        return answer
+        return self._answer(response, wire.Registered, "POST /register")
 
     async def put_object_info(self, digest: str, raw: bytes) -> None:
+        query = wire.ObjectInfoQuery(digest=digest)
         packed = await asyncio.to_thread(gzip.compress, raw, 6)
         await self._call(
             f"upload object_info {digest[:12]}",
             "PUT",
             "/object_info",
-            params={"digest": digest},
+            params=query.model_dump(),
             content=packed,
             headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
         )
 
     async def claim(self, wait_seconds: float) -> ClaimedJob | None:
+        request = wire.ClaimRequest(worker_id=self.worker_id, wait_seconds=wait_seconds)
         response = await self._call(
             f"claim for worker {self.worker_id}",
             "POST",
             "/claim",
-            json={"worker_id": self.worker_id, "wait_seconds": wait_seconds},
+            json=request.model_dump(mode="json"),
             timeout=httpx.Timeout(wait_seconds + CLAIM_SLACK, connect=CONNECT_TIMEOUT),
         )
         if response.status_code == 204 or not response.content:
             return None
-        return ClaimedJob.model_validate_json(response.content)
+        return self._answer(response, ClaimedJob, "POST /claim")
 
-    async def heartbeat(self, jobs: list[ClaimedJob]) -> dict[str, Any]:
+    async def heartbeat(self, jobs: list[ClaimedJob]) -> wire.HeartbeatAnswer:
         """One heartbeat, not retried: the next one is due soon anyway."""
-        response = await self._send(
-            "POST",
-            "/heartbeat",
-            json={
-                "worker_id": self.worker_id,
-                "jobs": [{"job_id": j.job_id, "lease_token": j.lease_token} for j in jobs],
-            },
-            timeout=HEARTBEAT_TIMEOUT,
+        request = wire.Heartbeat(
+            worker_id=self.worker_id,
+            jobs=[wire.HeldJob(job_id=j.job_id, lease_token=j.lease_token) for j in jobs],
         )
-        answer: dict[str, Any] = response.json() if response.content else {}
-        return answer
+        response = await self._send(
+            "POST", "/heartbeat", json=request.model_dump(mode="json"), timeout=HEARTBEAT_TIMEOUT
+        )
+        return self._answer(response, wire.HeartbeatAnswer, "POST /heartbeat")
 
     # --- job-scoped ---------------------------------------------------------
 
@@ -150,11 +166,12 @@ class Channel:
         """The user's input file as an open stream; read it with ``chunks``."""
 
         async def open_stream() -> httpx.Response:
+            query = wire.InputQuery(filename=item.filename, subfolder=item.subfolder)
             request = self._http.build_request(
                 "GET",
                 f"/jobs/{job.job_id}/inputs",
-                params={"filename": item.filename, "subfolder": item.subfolder, "type": item.type},
-                headers={"X-Lease-Token": job.lease_token, "X-Worker-Id": self.worker_id},
+                params=query.model_dump(),
+                headers={wire.LEASE_HEADER: job.lease_token, wire.WORKER_ID_HEADER: self.worker_id},
             )
             try:
                 response = await self._http.send(request, stream=True)
@@ -180,16 +197,21 @@ class Channel:
         except httpx.TransportError as exc:
             raise GatewayUnavailable(self.url, f"download broke off: {_describe(exc)}") from exc
 
-    async def post_events(self, job: ClaimedJob, events: list[dict[str, Any]]) -> None:
+    async def post_events(self, job: ClaimedJob, events: list[wire.Event]) -> None:
         """One attempt; the relay retries, merging what arrived meanwhile."""
-        await self._send("POST", f"/jobs/{job.job_id}/events", job=job, json={"events": events})
+        batch = wire.Events(events=events)
+        await self._send(
+            "POST", f"/jobs/{job.job_id}/events", job=job, json=batch.model_dump(mode="json")
+        )
 
     async def put_preview(
         self, job: ClaimedJob, image: bytes, content_type: str, meta: dict[str, Any] | None
     ) -> None:
+        if content_type not in wire.PREVIEW_TYPES:
+            raise ValueError(f"a preview cannot be {content_type!r}")
         headers = {"Content-Type": content_type}
         if meta is not None:
-            headers["X-Preview-Meta"] = json.dumps(meta, separators=(",", ":"))
+            headers[wire.PREVIEW_META_HEADER] = json.dumps(meta, separators=(",", ":"))
         await self._send(
             "PUT",
             f"/jobs/{job.job_id}/preview",
@@ -206,10 +228,13 @@ class Channel:
         filename: str,
         subfolder: str,
         kind: str,
-        content: AsyncIterable[bytes],
+        content: AsyncIterable[bytes] | bytes,
         size: int | None,
-    ) -> dict[str, Any]:
+    ) -> wire.StoredOutput:
         """Stream one output file up; one attempt (a retry must reopen the source)."""
+        query = wire.OutputQuery.model_validate(
+            {"filename": filename, "subfolder": subfolder, "type": kind}
+        )
         headers = {"Content-Type": "application/octet-stream"}
         if size is not None:
             headers["Content-Length"] = str(size)
@@ -217,12 +242,11 @@ class Channel:
             "PUT",
             f"/jobs/{job.job_id}/outputs",
             job=job,
-            params={"filename": filename, "subfolder": subfolder, "type": kind},
+            params=query.model_dump(),
             content=content,
             headers=headers,
         )
-        answer: dict[str, Any] = response.json()
-        return answer
+        return self._answer(response, wire.StoredOutput, "PUT /jobs/{job_id}/outputs")
 
     async def complete(
         self, job: ClaimedJob, outputs: dict[str, Any], meta: dict[str, Any]
@@ -232,7 +256,7 @@ class Channel:
             "POST",
             f"/jobs/{job.job_id}/complete",
             job=job,
-            json={"outputs": outputs, "meta": meta},
+            json=wire.Completion(outputs=outputs, meta=meta).model_dump(mode="json"),
         )
 
     async def fail(self, job: ClaimedJob, error: dict[str, Any], *, requeue: bool) -> None:
@@ -241,7 +265,7 @@ class Channel:
             "POST",
             f"/jobs/{job.job_id}/fail",
             job=job,
-            json={"error": error, "requeue": requeue},
+            json=wire.Failure(error=error, requeue=requeue).model_dump(mode="json"),
         )
 
     async def cancelled(self, job: ClaimedJob) -> None:
@@ -256,13 +280,19 @@ class Channel:
 
 
 def _error_of(response: httpx.Response) -> tuple[str, str]:
+    """(code, message) of an error answer; a proxy's page gives its text instead."""
     try:
-        body = response.json()
-    except ValueError:
+        body = wire.ErrorBody.model_validate_json(response.content)
+    except pydantic.ValidationError:
         return "", response.text[:300]
-    if isinstance(body, dict):
-        return str(body.get("error") or ""), str(body.get("message") or body.get("detail") or "")
-    return "", str(body)[:300]
+    return body.error, body.message
+
+
+def _first_problem(exc: pydantic.ValidationError) -> str:
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ())) or "the body"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{where}: {first.get('msg', 'invalid')}{more}"
 
 
 def _describe(exc: httpx.TransportError) -> str:

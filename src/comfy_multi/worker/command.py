@@ -11,7 +11,7 @@ import typer
 from comfy_multi import logs
 from comfy_multi.errors import ConfigError, Unauthorized
 from comfy_multi.settings import Settings, load_settings
-from comfy_multi.worker.errors import GatewayRejected
+from comfy_multi.worker.errors import GatewayAnswerInvalid, GatewayRejected
 from comfy_multi.worker.runner import Worker, WorkerConfig
 
 EXIT_CONFIG = 2
@@ -110,6 +110,10 @@ def worker_command(
             "check --token / COMFY_MULTI_WORKER_TOKEN"
         ) from None
     except GatewayRejected as exc:
+        if exc.status == 409:  # e.g. the worker id is another worker token's
+            raise _fail(str(exc)) from None
         raise _fail(f"{exc}; is {config.gateway_url} a comfy-multi gateway?") from None
+    except GatewayAnswerInvalid as exc:
+        raise _fail(str(exc)) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None

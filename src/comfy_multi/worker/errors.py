@@ -6,7 +6,8 @@
         ├── ComfyUIRejected      ComfyUI answered POST /prompt with 400; carries its body
         ├── ComfyUIFileMissing   /view has no such file
         ├── GatewayUnavailable   the gateway could not be reached or answered 5xx (retried)
-        └── GatewayRejected      the gateway refused a call the worker cannot fix (4xx)
+        ├── GatewayRejected      the gateway refused a call the worker cannot fix (4xx)
+        └── GatewayAnswerInvalid the gateway's answer is not what the protocol says
 
 The gateway's 401, 404, 409 ``lease_lost`` and 413 answers raise the platform's own
 ``Unauthorized``, ``NotFound``, ``LeaseLost`` and ``TooLarge``.
@@ -63,3 +64,16 @@ class GatewayRejected(WorkerError):
         self.call = call
         self.status = status
         self.body = body
+
+
+class GatewayAnswerInvalid(WorkerError):
+    """The gateway answered, but not with the protocol's shape (another version?)."""
+
+    def __init__(self, call: str, expected: str, problem: str) -> None:
+        super().__init__(
+            f"the gateway's answer to {call} is not a valid {expected} ({problem}); "
+            "are the gateway and this worker the same comfy-multi version?"
+        )
+        self.call = call
+        self.expected = expected
+        self.problem = problem

@@ -8,7 +8,7 @@ import mimetypes
 from dataclasses import dataclass
 from typing import Any
 
-from comfy_multi.queue.models import ClaimedJob, InputRef
+from comfy_multi.wire import ClaimedJob, InputRef
 from comfy_multi.worker.channel import Channel
 from comfy_multi.worker.comfyui import ComfyUI
 from comfy_multi.worker.errors import GatewayUnavailable

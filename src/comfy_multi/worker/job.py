@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from comfy_multi.errors import LeaseLost, NotFound, TooLarge, Unauthorized
-from comfy_multi.queue.models import ClaimedJob
+from comfy_multi.wire import ClaimedJob
 from comfy_multi.worker.channel import Channel
 from comfy_multi.worker.comfyui import ComfyUI
 from comfy_multi.worker.errors import (

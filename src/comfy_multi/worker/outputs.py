@@ -6,7 +6,7 @@ import logging
 import time
 from typing import Any
 
-from comfy_multi.queue.models import ClaimedJob
+from comfy_multi.wire import ClaimedJob, StoredOutput
 from comfy_multi.worker.channel import Channel
 from comfy_multi.worker.comfyui import ComfyUI
 from comfy_multi.worker.errors import ComfyUIFileMissing, GatewayUnavailable
@@ -72,7 +72,7 @@ class OutputMover:
         if key in self._moved:
             return self._moved[key]
 
-        async def transfer() -> dict[str, Any]:
+        async def transfer() -> StoredOutput:
             started = time.monotonic()
             async with self._comfy.view(filename, subfolder, kind) as response:
                 size = None
@@ -97,11 +97,7 @@ class OutputMover:
             what=f"job {self._job.job_id}: upload output {filename!r}",
             retry_on=(GatewayUnavailable,),
         )
-        stored = {
-            "filename": str(answer.get("filename", filename)),
-            "subfolder": str(answer.get("subfolder", subfolder)),
-            "type": str(answer.get("type", kind)),
-        }
+        stored = answer.model_dump()
         logger.debug("job %s: output %r stored as %r", self._job.job_id, filename, stored)
         self._moved[key] = stored
         return stored

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from comfy_multi.errors import LeaseLost
-from comfy_multi.queue.models import ClaimedJob
+from comfy_multi.wire import ClaimedJob, Event
 from comfy_multi.worker.channel import Channel
 from comfy_multi.worker.errors import GatewayRejected, GatewayUnavailable
 from comfy_multi.worker.socket import Preview
@@ -55,7 +55,7 @@ class Relay:
         self._job = job
         self._on_lease_lost = on_lease_lost
         self._preview_interval = preview_interval
-        self._pending: list[dict[str, Any]] = []
+        self._pending: list[Event] = []
         self._queued = 0  # events pushed
         self._sent = 0  # events acknowledged by the gateway
         self._wake_events = asyncio.Event()
@@ -71,7 +71,7 @@ class Relay:
         """Queue one ComfyUI event, re-addressed to the job id."""
         if self._closed or self.lost:
             return
-        self._pending.append({"type": event_type, "data": readdress(data, self._job.job_id)})
+        self._pending.append(Event(type=event_type, data=readdress(data, self._job.job_id)))
         self._queued += 1
         self._wake_events.set()
 
@@ -127,7 +127,7 @@ class Relay:
     async def _send_events(self) -> None:
         job_id = self._job.job_id
         attempt = 0
-        batch: list[dict[str, Any]] = []
+        batch: list[Event] = []
         while not self.lost:
             if not batch and not self._pending:
                 if self._closed:

@@ -11,14 +11,18 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from comfy_multi.errors import NotFound, Unauthorized
-from comfy_multi.queue.models import ClaimedJob
+from comfy_multi.wire import ClaimedJob, HeartbeatAnswer, Registration
 from comfy_multi.worker.capabilities import Capabilities
 from comfy_multi.worker.channel import Channel
 from comfy_multi.worker.comfyui import ComfyUI
-from comfy_multi.worker.errors import ComfyUIUnavailable, GatewayRejected, GatewayUnavailable
+from comfy_multi.worker.errors import (
+    ComfyUIUnavailable,
+    GatewayAnswerInvalid,
+    GatewayRejected,
+    GatewayUnavailable,
+)
 from comfy_multi.worker.janitor import Janitor, Leftovers
 from comfy_multi.worker.job import JobRun
 from comfy_multi.worker.outcome import Cancelled, Dropped, Outcome, Released
@@ -28,7 +32,7 @@ from comfy_multi.worker.stream import EventStream
 
 logger = logging.getLogger(__name__)
 
-FATAL = (Unauthorized, GatewayRejected)
+FATAL = (Unauthorized, GatewayRejected, GatewayAnswerInvalid)
 RELEASE_GRACE = 15.0  # after a second signal, how long a job may take to give itself back
 JANITOR_GRACE = 5.0
 
@@ -197,19 +201,18 @@ class Worker:
 
     async def _register(self, caps: Capabilities) -> None:
         answer = await self.channel.register(
-            {
-                "worker_id": self.worker_id,
-                "comfyui_url": self.comfy.url,
-                "comfyui_version": self._comfyui_version,
-                "object_info_digest": caps.digest,
-                "nodes": caps.nodes,
-                "models": caps.models,
-            }
+            Registration(
+                worker_id=self.worker_id,
+                comfyui_url=self.comfy.url,
+                comfyui_version=self._comfyui_version,
+                object_info_digest=caps.digest,
+                nodes=caps.nodes,
+                models=caps.models,
+            )
         )
-        self._heartbeat_seconds = float(answer.get("heartbeat_seconds") or 2.0)
-        timeout = answer.get("job_timeout_seconds")
-        self._gateway_timeout = float(timeout) if timeout else None
-        if answer.get("need_object_info"):
+        self._heartbeat_seconds = answer.heartbeat_seconds or 2.0
+        self._gateway_timeout = answer.job_timeout_seconds or None
+        if answer.need_object_info:
             await self.channel.put_object_info(caps.digest, caps.raw)
         self._capabilities = Capabilities(caps.digest, caps.nodes, caps.models)
         logger.info(
@@ -267,15 +270,15 @@ class Worker:
                 self._apply(answer, run)
             await asyncio.sleep(self._heartbeat_seconds)
 
-    def _apply(self, answer: dict[str, Any], run: JobRun | None) -> None:
+    def _apply(self, answer: HeartbeatAnswer, run: JobRun | None) -> None:
         if run is not None:
             # a cancelled job's lease is gone too: the cancel is the reason to report
-            if run.id in (answer.get("cancel") or []):
+            if run.id in answer.cancel:
                 logger.info("job %s: cancel requested", run.id)
                 run.stop(Cancelled())
-            elif run.id in (answer.get("lease_lost") or []):
+            elif run.id in answer.lease_lost:
                 run.stop(Dropped("the gateway took the lease back"))
-        draining = bool(answer.get("drain"))
+        draining = answer.drain
         if draining == self._undrained.is_set():
             logger.info("drain %s", "requested: no new jobs" if draining else "lifted")
             if draining:
