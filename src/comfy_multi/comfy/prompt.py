@@ -74,7 +74,7 @@ async def post_prompt(request: Request, user: Participant, platform: PlatformDep
         return fields
     extra_data, client_id, partial = fields
     try:
-        job, node_errors = await submit_checked(
+        job, checked = await submit_checked(
             platform,
             user,
             body["prompt"],
@@ -89,7 +89,14 @@ async def post_prompt(request: Request, user: Participant, platform: PlatformDep
         return JSONResponse(exc.body(), status_code=exc.status)
     except RequestError as exc:
         return comfy_error(exc.code, exc.message, exc.status)
-    return JSONResponse({"prompt_id": job.id, "number": job.seq, "node_errors": node_errors})
+    reply: dict[str, Any] = {
+        "prompt_id": job.id,
+        "number": job.seq,
+        "node_errors": checked.node_errors,
+    }
+    if checked.omitted:
+        reply["node_errors_omitted"] = checked.omitted
+    return JSONResponse(reply)
 
 
 @router.get("/prompt")
