@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
-import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 from PIL import Image
 from starlette.datastructures import UploadFile
 
+from comfy_multi import jsonbody
 from comfy_multi.comfy.access import Participant
 from comfy_multi.errors import BadRequest, NotFound, RequestError, TooLarge
 from comfy_multi.services import media
@@ -170,8 +170,8 @@ async def _upload(
 
 def _mask_original(platform: Platform, user: str, ref: Any) -> Path:
     try:
-        data = orjson.loads(str(ref))
-    except orjson.JSONDecodeError:
+        data = jsonbody.loads(str(ref))
+    except jsonbody.NotJson:
         raise BadRequest("original_ref must be JSON {filename, subfolder, type}") from None
     if not isinstance(data, dict) or not data.get("filename"):
         raise BadRequest("original_ref must name the original image's filename")

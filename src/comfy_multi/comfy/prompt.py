@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from comfy_multi import jsonbody
 from comfy_multi.comfy import userjobs
 from comfy_multi.comfy.access import Participant
 from comfy_multi.errors import PromptInvalid, RequestError
@@ -55,8 +55,10 @@ def _fields(
 @router.post("/prompt")
 async def post_prompt(request: Request, user: Participant, platform: PlatformDep) -> JSONResponse:
     try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
+        body = await jsonbody.read(request)
+    except jsonbody.TooDeep as exc:
+        return comfy_error("invalid_prompt", exc.message, 400)
+    except jsonbody.NotJson:
         return comfy_error("invalid_prompt", "The request body is not valid JSON", 400)
     if not isinstance(body, dict):
         return comfy_error("invalid_prompt", "The request body must be a JSON object", 400)

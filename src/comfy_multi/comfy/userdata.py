@@ -13,6 +13,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 
+from comfy_multi import jsonbody
 from comfy_multi.comfy.access import Participant
 from comfy_multi.comfy.state import State
 from comfy_multi.comfy.userdir import UserDirs, file_info
@@ -56,10 +57,7 @@ async def _update(state: State, user: str, changes: dict[str, Any]) -> None:
 
 
 async def _json(request: Request) -> Any:
-    try:
-        return orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        raise BadRequest("the body is not valid JSON") from None
+    return await jsonbody.read(request)
 
 
 @router.post("/settings")

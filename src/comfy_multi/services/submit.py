@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from comfy_multi import offload
-from comfy_multi.errors import Forbidden, NoWorkerYet
+from comfy_multi.errors import BadRequest, Forbidden, NoWorkerYet
+from comfy_multi.jsonbody import MAX_DEPTH, too_deep
 from comfy_multi.queue.models import InputRef, Job
 from comfy_multi.services.object_info import for_user, upload_inputs
 from comfy_multi.services.platform import Platform
@@ -39,11 +40,15 @@ def check(
     platform: Platform,
     user: str,
     prompt: Any,
+    extra_data: dict[str, Any] | None,
     merged: dict[str, Any],
     partial: list[str] | None,
 ) -> Checked:
     """Everything about a prompt that costs time in proportion to its size:
     run in a worker thread (`offload`), never on the event loop."""
+    for part in (prompt, extra_data):
+        if isinstance(part, dict | list) and too_deep(part):
+            raise BadRequest(f"the prompt nests more than {MAX_DEPTH} levels deep")
     files = platform.files
     object_info = for_user(merged, files.folder(user, "input"))
     seen: dict[str, bool] = {}  # a hundred LoadImage nodes of one picture: one look
@@ -81,7 +86,9 @@ async def submit_checked(
     merged = await platform.workers.merged_object_info()
     if not merged:
         raise NoWorkerYet()
-    checked = await offload.run("cpu", check, platform, user.name, prompt, merged, partial)
+    checked = await offload.run(
+        "cpu", check, platform, user.name, prompt, extra_data, merged, partial
+    )
     if front and not user.admin:
         raise Forbidden("only the instructor can put a job at the front of the queue")
     job = await platform.queue.submit(

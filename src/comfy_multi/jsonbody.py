@@ -1,0 +1,63 @@
+"""JSON request bodies parsed with bounds a person can be told about.
+
+orjson parses up to 1,024 levels deep, but much of what follows does not
+survive that: `str()` of a value recurses in C and raises RecursionError
+near 1,000 levels, and orjson writes at most 254 levels when a job is stored.
+Nothing ComfyUI sends comes close (a workflow with subgraphs nests about a
+dozen levels), so bodies deeper than MAX_DEPTH are refused with a 400 at the
+door. Large bodies are parsed in a worker thread.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+
+from comfy_multi import offload
+from comfy_multi.errors import BadRequest
+
+MAX_DEPTH = 64
+OFFLOAD_BYTES = 256 * 1024  # parse bodies larger than this off the event loop
+
+
+class NotJson(BadRequest):
+    code = "invalid_json"
+
+
+class TooDeep(NotJson):
+    pass
+
+
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether lists and objects nest more than `limit` levels (iteratively)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        for child in children:
+            if isinstance(child, dict | list):
+                if depth >= limit:
+                    return True
+                stack.append((child, depth + 1))
+    return False
+
+
+def loads(body: bytes | str) -> Any:
+    """The parsed body; NotJson (400) for bad JSON or nesting past MAX_DEPTH."""
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise NotJson(f"the body is not valid JSON: {str(exc)[:200]}") from None
+    if isinstance(value, dict | list) and too_deep(value):
+        raise TooDeep(f"the JSON nests more than {MAX_DEPTH} levels deep")
+    return value
+
+
+async def read(request: Request) -> Any:
+    """The request's body parsed by `loads`, large ones off the event loop."""
+    body = await request.body()
+    if len(body) > OFFLOAD_BYTES:
+        return await offload.run("cpu", loads, body)
+    return loads(body)
