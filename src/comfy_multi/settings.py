@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
     max_output_bytes: int = Field(default=4 * 1024 * 1024 * 1024, gt=0)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)  # JSON bodies (prompts)
+    # the largest image (width x height) the gateway accepts as an upload or decodes for
+    # /view's previews and channels: 4096 x 3072 (a 12-megapixel photo) by default
+    max_image_pixels: int = Field(default=4096 * 3072, ge=64 * 64)
 
     # worker (`comfy-multi worker`)
     gateway_url: str = "http://127.0.0.1:8080"
