@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.comfy.conftest import FakeWorker, blur_prompt
 from tests.conftest import Gateway
@@ -133,8 +135,12 @@ async def test_a_cycle_is_an_error_not_a_crash(
 
 
 async def test_long_text_inputs_are_text_not_file_names(
-    gateway: Gateway, clients: dict[str, httpx.AsyncClient], worker: FakeWorker
+    gateway: Gateway,
+    clients: dict[str, httpx.AsyncClient],
+    worker: FakeWorker,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     long_text = "a watercolour fox " * 600  # ~10,800 characters
     prompt = blur_prompt()
     prompt["3"]["inputs"]["filename_prefix"] = long_text
@@ -143,6 +149,9 @@ async def test_long_text_inputs_are_text_not_file_names(
     job = await worker.claim()
     assert job["prompt"]["3"]["inputs"]["filename_prefix"] == long_text
     assert job["inputs"] == []
+    await worker.fail(job, {"type": "x", "message": f"could not save {long_text}"})
+    assert "watercolour fox" in caplog.text  # the log says what happened...
+    assert all(len(record.getMessage()) < 1_000 for record in caplog.records)  # ...briefly
 
 
 async def test_a_long_file_name_in_an_upload_input_is_an_invalid_file(
