@@ -5,7 +5,14 @@ survive that: `str()` of a value recurses in C and raises RecursionError
 near 1,000 levels, and orjson writes at most 254 levels when a job is stored.
 Nothing ComfyUI sends comes close (a workflow with subgraphs nests about a
 dozen levels), so bodies deeper than MAX_DEPTH are refused with a 400 at the
-door. Large bodies are parsed in a worker thread.
+door.
+
+Parsed JSON takes far more memory than its text: 8 MiB of `[[],[],...]` or of
+tiny nodes is 100-150 MB of Python objects. Before parsing, the values a body
+can hold (commas, brackets and braces, counted in C) are held to MAX_ITEMS
+(about 40 MB parsed); a real workflow of a thousand nodes, with its layout,
+has about 60,000.
+Large bodies are parsed in a worker thread.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from comfy_multi import offload
 from comfy_multi.errors import BadRequest
 
 MAX_DEPTH = 64
+MAX_ITEMS = 400_000
 OFFLOAD_BYTES = 256 * 1024  # parse bodies larger than this off the event loop
 
 
@@ -27,6 +35,11 @@ class NotJson(BadRequest):
 
 
 class TooDeep(NotJson):
+    """Well-formed, but too large in shape to handle: a 400 even where ComfyUI
+    would quietly take a body it cannot parse as `{}`."""
+
+
+class TooMany(TooDeep):
     pass
 
 
@@ -45,7 +58,12 @@ def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
 
 
 def loads(body: bytes | str) -> Any:
-    """The parsed body; NotJson (400) for bad JSON or nesting past MAX_DEPTH."""
+    """The parsed body; NotJson (400) for bad JSON, nesting past MAX_DEPTH or
+    more than MAX_ITEMS values."""
+    raw = body.encode() if isinstance(body, str) else body
+    items = raw.count(b",") + raw.count(b"[") + raw.count(b"{")
+    if items > MAX_ITEMS:
+        raise TooMany(f"the JSON holds more than {MAX_ITEMS:,} values ({items:,})")
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

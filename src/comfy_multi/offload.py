@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable
-from typing import TypeVar, TypeVarTuple
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar, TypeVarTuple
 
 import anyio
 import anyio.to_thread
@@ -22,7 +23,9 @@ Ts = TypeVarTuple("Ts")
 
 # how many of each kind may run at once in one gateway process
 LIMITS = {
-    "cpu": 2,  # prompt validation, large JSON bodies
+    # prompt validation, large JSON bodies: pure Python, so a second thread would
+    # only wait for the GIL, holding another parsed body in memory meanwhile
+    "cpu": 1,
     "image": 1,  # decoding and re-encoding images: bounded by memory more than by CPU
 }
 
@@ -36,6 +39,27 @@ def _limiter(kind: str) -> anyio.CapacityLimiter:
     if kind not in per_loop:
         per_loop[kind] = anyio.CapacityLimiter(LIMITS[kind])
     return per_loop[kind]
+
+
+_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, list[Any]]]
+_turns = weakref.WeakKeyDictionary()
+
+
+@asynccontextmanager
+async def turn(owner: str) -> AsyncIterator[None]:
+    """One heavy request per person at a time: a person with ten tabs sending
+    huge prompts waits for their own, and holds one parsed body, not ten,
+    while everyone else's requests still find a free slot."""
+    per_loop = _turns.setdefault(asyncio.get_running_loop(), {})
+    entry = per_loop.setdefault(owner, [asyncio.Lock(), 0])
+    entry[1] += 1
+    try:
+        async with entry[0]:
+            yield
+    finally:
+        entry[1] -= 1
+        if entry[1] == 0:
+            del per_loop[owner]
 
 
 async def run(kind: str, func: Callable[[*Ts], T], *args: *Ts) -> T:

@@ -53,6 +53,7 @@ def assert_clear_400(r: httpx.Response, gateway: Gateway) -> None:
         ),
         ("/u/alice/api/prompt", b'{"prompt": "\xff\xfe"}'),
         ("/u/alice/api/settings", b'{"Comfy.X": "\xc3\x28"}'),
+        ("/u/alice/api/prompt", b'{"prompt": {}, "x": [' + b"[]," * 500_000 + b"[]]}"),
     ],
 )
 async def test_deep_huge_or_broken_json_is_a_400(

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from tests.comfy.conftest import FakeWorker, blur_prompt
@@ -53,15 +54,29 @@ async def _health_latencies(gateway: Gateway, stop: asyncio.Event) -> list[float
 async def test_many_invalid_outputs_answer_a_bounded_400_quickly(
     gateway: Gateway, clients: dict[str, httpx.AsyncClient], worker: FakeWorker
 ) -> None:
+    body = orjson.dumps({"prompt": invalid_outputs(N_INVALID_OUTPUTS)})  # before the clock
+    for name in ("alice", "bob"):  # signed in (the password check is not what is measured)
+        assert (await clients[name].get(f"/u/{name}/api/queue")).status_code == 200
     stop = asyncio.Event()
     health = asyncio.create_task(_health_latencies(gateway, stop))
     start = time.monotonic()
-    try:
-        r = await clients["alice"].post(
+    attack = asyncio.create_task(
+        clients["alice"].post(
             "/u/alice/api/prompt",
-            json={"prompt": invalid_outputs(N_INVALID_OUTPUTS)},
+            content=body,
+            headers={"Content-Type": "application/json"},
             timeout=20,
         )
+    )
+    try:
+        await asyncio.sleep(0.3)  # alice's prompt is being read and checked
+        before = time.monotonic()
+        ordinary = await clients["bob"].post(
+            "/u/bob/api/prompt", json={"prompt": blur_prompt()}, timeout=5
+        )
+        assert ordinary.status_code == 200, ordinary.text
+        assert time.monotonic() - before < 2, "bob's ordinary prompt waited on alice's"
+        r = await attack
     finally:
         stop.set()
     elapsed = time.monotonic() - start

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from comfy_multi import jsonbody
+from comfy_multi import jsonbody, offload
 from comfy_multi.comfy import userjobs
 from comfy_multi.comfy.access import Participant
 from comfy_multi.errors import PromptInvalid, RequestError
@@ -54,6 +54,11 @@ def _fields(
 
 @router.post("/prompt")
 async def post_prompt(request: Request, user: Participant, platform: PlatformDep) -> JSONResponse:
+    async with offload.turn(user.name):  # a large prompt costs memory and CPU: one at a time
+        return await _post_prompt(request, user, platform)
+
+
+async def _post_prompt(request: Request, user: Participant, platform: PlatformDep) -> JSONResponse:
     try:
         body = await jsonbody.read(request)
     except jsonbody.TooDeep as exc:
