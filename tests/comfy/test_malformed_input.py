@@ -80,6 +80,8 @@ async def test_deep_huge_or_broken_json_is_a_400(
         {"filename": "a.png", "subfolder": "x", "type": "in\x00put"},
         {"filename": "x" * 5_000 + ".png"},
         {"filename": "a.png", "subfolder": "s" * 5_000},
+        {"filename": "x" * 300 + ".png"},
+        {"filename": "a.png", "subfolder": "s" * 300},
     ],
 )
 async def test_view_refuses_bad_names(
@@ -92,7 +94,7 @@ async def test_view_refuses_bad_names(
     assert len(r.text) < 1_000
 
 
-@pytest.mark.parametrize("subfolder", ["a\x00b", "s" * 5_000])
+@pytest.mark.parametrize("subfolder", ["a\x00b", "s" * 5_000, "s" * 300, "ok/" + "s" * 300])
 async def test_upload_refuses_bad_subfolders(
     gateway: Gateway, clients: dict[str, httpx.AsyncClient], subfolder: str
 ) -> None:
@@ -132,3 +134,18 @@ async def test_worker_output_with_a_bad_subfolder_is_a_400(
         headers=worker.lease(job),
     )
     assert_clear_400(r, gateway)
+
+
+@pytest.mark.parametrize(
+    "name", ["x" * 300 + ".json", "workflows%2F" + "x" * 300 + ".json", "a%00b"]
+)
+async def test_userdata_refuses_names_no_file_can_have(
+    gateway: Gateway, clients: dict[str, httpx.AsyncClient], name: str
+) -> None:
+    alice = clients["alice"]
+    for r in (
+        await alice.post(f"/u/alice/api/userdata/{name}", content=b"{}"),
+        await alice.get(f"/u/alice/api/userdata/{name}"),
+        await alice.delete(f"/u/alice/api/userdata/{name}"),
+    ):
+        assert_clear_400(r, gateway)

@@ -17,9 +17,10 @@ import anyio
 from comfy_multi.errors import BadRequest, Forbidden, TooLarge
 from comfy_multi.queue.models import InputRef
 
-# the longest name or subfolder taken from a request; the file system's own
-# limits (255 bytes a component) would otherwise answer with an OSError
+# the longest name or subfolder taken from a request, and the longest part of one
+# (the file system's own limit): past them the file system answers with an OSError
 MAX_PATH_CHARS = 1024
+MAX_PART_BYTES = 255
 
 FILE_TYPES = ("input", "output", "temp")
 _SAFE_CHARS = re.compile(r"[^A-Za-z0-9 ._()\-\[\]+=,@&]")
@@ -38,6 +39,17 @@ def sanitize_name(name: str) -> str:
 def short_name(name: str, limit: int = 80) -> str:
     """A name as it may appear in a message or a log line."""
     return name if len(name) <= limit else f"{name[:limit]}… ({len(name):,} characters)"
+
+
+def usable_path(path: str) -> bool:
+    """Whether the file system can take this relative path: no NUL byte, no
+    part longer than it allows, not absurdly long in all."""
+    if "\0" in path or len(path) > MAX_PATH_CHARS:
+        return False
+    try:
+        return all(len(part.encode()) <= MAX_PART_BYTES for part in path.split("/"))
+    except UnicodeEncodeError:  # a lone surrogate from a %-escaped byte
+        return False
 
 
 def is_file(path: Path) -> bool:
@@ -76,7 +88,7 @@ class UserFiles:
         if not filename or filename.startswith("/") or ".." in filename:
             raise BadRequest(f"bad file name {short_name(filename)!r}")
         for part, what in ((filename, "file name"), (subfolder, "subfolder")):
-            if "\0" in part or len(part) > MAX_PATH_CHARS:
+            if not usable_path(part):
                 raise BadRequest(f"bad {what} {short_name(part)!r}")
         base = self.folder(user, kind).resolve()
         try:
