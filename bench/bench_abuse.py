@@ -36,7 +36,7 @@ from PIL import Image
 
 BODY_LIMIT = 8 * 1024 * 1024
 PIXEL_BUDGET = 4096 * 3072  # COMFY_MULTI_MAX_IMAGE_PIXELS' default
-MAX_ITEMS = 400_000  # values in one JSON body (comfy_multi.jsonbody.MAX_ITEMS)
+MAX_ITEMS = 400_000  # values in one JSON body (comfy_multi.services.jsonbody.MAX_ITEMS)
 
 NODES = {
     "EmptyImage": {

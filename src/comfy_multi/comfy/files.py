@@ -22,10 +22,9 @@ from fastapi.responses import FileResponse
 from PIL import Image
 from starlette.datastructures import UploadFile
 
-from comfy_multi import jsonbody, offload
 from comfy_multi.comfy.access import Participant
 from comfy_multi.errors import BadRequest, NotFound, RequestError, TooLarge
-from comfy_multi.services import media
+from comfy_multi.services import jsonbody, media, offload
 from comfy_multi.services.auth import PlatformDep
 from comfy_multi.services.files import (
     FILE_TYPES,

@@ -9,10 +9,10 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from comfy_multi import jsonbody
 from comfy_multi.comfy import jobview, userjobs
 from comfy_multi.comfy.access import Participant
 from comfy_multi.queue.models import JobState
+from comfy_multi.services import jsonbody
 from comfy_multi.services.auth import PlatformDep
 from comfy_multi.services.node_checks import short
 

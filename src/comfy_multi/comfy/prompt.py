@@ -14,10 +14,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from comfy_multi import jsonbody, offload
 from comfy_multi.comfy import userjobs
 from comfy_multi.comfy.access import Participant
 from comfy_multi.errors import PromptInvalid, RequestError
+from comfy_multi.services import jsonbody, offload
 from comfy_multi.services.auth import PlatformDep
 from comfy_multi.services.submit import submit_checked
 

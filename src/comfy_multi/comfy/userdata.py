@@ -13,11 +13,11 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
 
-from comfy_multi import jsonbody
 from comfy_multi.comfy.access import Participant
 from comfy_multi.comfy.state import State
 from comfy_multi.comfy.userdir import UserDirs, file_info
 from comfy_multi.errors import BadRequest, Forbidden, NotFound
+from comfy_multi.services import jsonbody
 
 router = APIRouter()
 

@@ -24,7 +24,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from comfy_multi.errors import BadRequest, Forbidden, NotFound
-from comfy_multi.files import short_name, usable_path
+from comfy_multi.services.files import short_name, usable_path
 from comfy_multi.settings import Settings
 
 SETTINGS_FILE = "comfy.settings.json"

@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from comfy_multi import offload
 from comfy_multi.errors import BadRequest, Forbidden, NoWorkerYet
-from comfy_multi.jsonbody import MAX_DEPTH, too_deep
 from comfy_multi.queue.models import InputRef, Job
+from comfy_multi.services import offload
+from comfy_multi.services.jsonbody import MAX_DEPTH, too_deep
 from comfy_multi.services.object_info import for_user, upload_inputs
 from comfy_multi.services.platform import Platform
 from comfy_multi.services.users import User

@@ -22,8 +22,8 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from comfy_multi import offload
 from comfy_multi.errors import BadRequest
+from comfy_multi.services import offload
 
 MAX_DEPTH = 64
 MAX_ITEMS = 400_000
