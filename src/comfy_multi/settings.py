@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)  # JSON bodies (prompts)
     # a worker's /object_info, unpacked (a gzip body is unpacked only this far)
     max_object_info_bytes: int = Field(default=32 * 1024 * 1024, gt=0)
+    # the largest image (width x height) the gateway accepts as an upload or decodes for
+    # /view's previews and channels: 4096 x 3072 (a 12-megapixel photo) by default
+    max_image_pixels: int = Field(default=4096 * 3072, ge=64 * 64)
 
     # worker (`comfy-multi worker`)
     gateway_url: str = "http://127.0.0.1:8080"

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio.to_thread
-import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse
 from PIL import Image
@@ -25,9 +24,15 @@ from starlette.datastructures import UploadFile
 
 from comfy_multi.comfy.access import Participant
 from comfy_multi.errors import BadRequest, NotFound, RequestError, TooLarge
-from comfy_multi.services import media
+from comfy_multi.services import jsonbody, media, offload
 from comfy_multi.services.auth import PlatformDep
-from comfy_multi.services.files import FILE_TYPES, sanitize_name, split_annotated
+from comfy_multi.services.files import (
+    FILE_TYPES,
+    is_file,
+    sanitize_name,
+    short_name,
+    split_annotated,
+)
 from comfy_multi.services.platform import Platform
 
 router = APIRouter()
@@ -40,33 +45,72 @@ SAFE_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": 
 def _locate(platform: Platform, user: str, filename: str, kind: str | None, subfolder: str) -> Path:
     name, annotated = split_annotated(filename)
     if not name or name.startswith("/") or ".." in name:
-        raise BadRequest(f"bad file name {filename!r}")
+        raise BadRequest(f"bad file name {short_name(filename)!r}")
     kind = annotated or kind or "output"
     if kind not in FILE_TYPES:
-        raise BadRequest(f"unknown file type {kind!r}; use input, output or temp")
+        raise BadRequest(f"unknown file type {short_name(kind)!r}; use input, output or temp")
     # ComfyUI keeps only the name's last part; the folder comes from subfolder
     return platform.files.resolve(user, kind, subfolder, Path(name).name)
 
 
-def _reencode(path: Path, preview: str | None, channel: str | None) -> tuple[bytes, str]:
-    with Image.open(path) as img:
+PREVIEW_MAX_PIXELS = 2048 * 2048  # a preview is a lightweight image: larger ones are reduced
+
+
+def _preview(img: Image.Image, preview: str) -> tuple[bytes, str]:
+    fmt, _, quality = preview.partition(";")
+    fmt = fmt if fmt in ("webp", "jpeg") else "webp"
+    if img.width * img.height > PREVIEW_MAX_PIXELS:
+        img.draft("RGB", (img.width // 2, img.height // 2))  # a JPEG decodes smaller
+    factor = 1
+    while img.width * img.height > PREVIEW_MAX_PIXELS * factor * factor:
+        factor += 1
+    if factor > 1:
+        # shrink before converting, by sampling: Image.reduce and the filtered
+        # resizes hold one or two more full-size copies of the pixels meanwhile
+        source = img
+        img = img.resize((img.width // factor, img.height // factor), Image.Resampling.NEAREST)
+        source.close()  # the caller's copy: its pixels go now
+    rgb = img if img.mode == "RGB" else img.convert("RGB")
+    if rgb is not img:
+        img.close()
+    out = io.BytesIO()
+    rgb.save(out, format=fmt, quality=int(quality) if quality.isdigit() else 90)
+    return out.getvalue(), f"image/{fmt}"
+
+
+def _alpha_image(img: Image.Image) -> Image.Image:
+    """ComfyUI's channel=a: black with the image's alpha (opaque if it has
+    none, without decoding it). Grey-and-alpha is the same picture in a
+    browser as ComfyUI's RGBA, built with one full-size copy fewer."""
+    if "A" not in img.getbands() and "transparency" not in img.info:
+        return Image.new("LA", img.size, (0, 255))
+    alpha = img.getchannel("A") if "A" in img.getbands() else img.convert("RGBA").getchannel("A")
+    img.close()  # the caller's copy: its pixels go before the answer's are made
+    out = Image.new("LA", alpha.size, (0, 0))
+    out.putalpha(alpha)
+    return out
+
+
+def _reencode(
+    path: Path, preview: str | None, channel: str | None, max_pixels: int
+) -> tuple[bytes, str]:
+    """A preview or one channel of an image, holding as few full-size copies
+    as it can (ImageTooLarge past the budget, before decoding)."""
+    out = io.BytesIO()
+    img = media.open_within(path, max_pixels)
+    try:
         if preview:
-            fmt, _, quality = preview.partition(";")
-            fmt = fmt if fmt in ("webp", "jpeg") else "webp"
-            out = io.BytesIO()
-            img.convert("RGB").save(
-                out, format=fmt, quality=int(quality) if quality.isdigit() else 90
-            )
-            return out.getvalue(), f"image/{fmt}"
-        rgba = img.convert("RGBA")
-        out = io.BytesIO()
+            return _preview(img, preview)
         if channel == "rgb":
-            rgba.convert("RGB").save(out, format="PNG")
-        else:
-            alpha = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-            alpha.putalpha(rgba.getchannel("A"))
-            alpha.save(out, format="PNG")
+            rgb = img if img.mode == "RGB" else img.convert("RGB")
+            if rgb is not img:
+                img.close()
+            rgb.save(out, format="PNG")
+            return out.getvalue(), "image/png"
+        _alpha_image(img).save(out, format="PNG")
         return out.getvalue(), "image/png"
+    finally:
+        img.close()  # frees the pixels now (leaving a `with` block would only close the file)
 
 
 @router.get("/view")
@@ -75,15 +119,23 @@ async def view(request: Request, user: Participant, platform: PlatformDep) -> Re
     path = _locate(
         platform, user.name, q.get("filename", ""), q.get("type"), q.get("subfolder", "")
     )
-    if not path.is_file():
+    if not is_file(path):
         raise NotFound(f"no file {path.name!r} in your {q.get('type') or 'output'} folder")
     preview, channel = q.get("preview"), q.get("channel")
     if preview or channel in ("rgb", "a"):
+        budget = platform.settings.max_image_pixels
         try:
-            body, content_type = await anyio.to_thread.run_sync(_reencode, path, preview, channel)
-        except (OSError, ValueError, Image.DecompressionBombError):
+            body, content_type = await offload.run(
+                "image", _reencode, path, preview, channel, budget
+            )
+        except media.ImageTooLarge:
+            if channel in ("rgb", "a"):
+                raise
+            body = None  # a preview is optional: past the budget the original is sent as it is
+        except (OSError, ValueError, SyntaxError):
             raise BadRequest("that file is not an image that can be previewed") from None
-        return Response(body, media_type=content_type, headers=SAFE_HEADERS)
+        if body is not None:
+            return Response(body, media_type=content_type, headers=SAFE_HEADERS)
     content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     if media.is_svg_or_script(content_type):
         content_type = "application/octet-stream"
@@ -149,17 +201,23 @@ async def _upload(
         try:
             target = platform.files.resolve(user, kind, subfolder, name)
         except RequestError:
-            raise BadRequest(f"cannot store {upload.filename!r} in {subfolder!r}") from None
+            raise BadRequest(
+                f"cannot store {short_name(upload.filename)!r} in {short_name(subfolder)!r}"
+            ) from None
         staged = await _stage(upload, target.parent, platform.settings.max_upload_bytes)
         try:
             found = await anyio.to_thread.run_sync(media.kind_of_file, staged)
             if found not in UPLOAD_KINDS or (mask and found != media.IMAGE):
                 raise BadRequest(
-                    f"{upload.filename!r} is not an image, video or audio file ComfyUI can load"
+                    f"{short_name(upload.filename)!r} is not an image, video or audio file "
+                    "ComfyUI can load"
                 )
+            budget = platform.settings.max_image_pixels
+            if found == media.IMAGE:
+                await anyio.to_thread.run_sync(_check_image, staged, budget)
             if mask:
                 original = _mask_original(platform, user, form.get("original_ref"))
-                await anyio.to_thread.run_sync(_apply_mask, original, staged)
+                await offload.run("image", _apply_mask, original, staged, budget)
             stored = await anyio.to_thread.run_sync(_store, staged, target, overwrite)
         finally:
             staged.unlink(missing_ok=True)
@@ -170,8 +228,8 @@ async def _upload(
 
 def _mask_original(platform: Platform, user: str, ref: Any) -> Path:
     try:
-        data = orjson.loads(str(ref))
-    except orjson.JSONDecodeError:
+        data = jsonbody.loads(str(ref))
+    except jsonbody.NotJson:
         raise BadRequest("original_ref must be JSON {filename, subfolder, type}") from None
     if not isinstance(data, dict) or not data.get("filename"):
         raise BadRequest("original_ref must name the original image's filename")
@@ -182,14 +240,22 @@ def _mask_original(platform: Platform, user: str, ref: Any) -> Path:
         str(data.get("type") or "output"),
         str(data.get("subfolder") or ""),
     )
-    if not path.is_file():
+    if not is_file(path):
         raise NotFound("the image the mask belongs to is not in your folders")
     return path
 
 
-def _apply_mask(original: Path, staged: Path) -> None:
+def _check_image(path: Path, max_pixels: int) -> None:
+    """ImageTooLarge (413) for an image past the budget, from its header alone."""
+    media.open_within(path, max_pixels).close()
+
+
+def _apply_mask(original: Path, staged: Path, max_pixels: int) -> None:
     """ComfyUI's mask upload: the original image with the mask's alpha, as PNG."""
-    with Image.open(original) as img, Image.open(staged) as mask_img:
+    with (
+        media.open_within(original, max_pixels) as img,
+        media.open_within(staged, max_pixels) as mask_img,
+    ):
         base = img.convert("RGBA")
         alpha = mask_img.convert("RGBA").getchannel("A")
         if alpha.size != base.size:

@@ -6,23 +6,27 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from comfy_multi.comfy import jobview, userjobs
 from comfy_multi.comfy.access import Participant
 from comfy_multi.queue.models import JobState
+from comfy_multi.services import jsonbody
 from comfy_multi.services.auth import PlatformDep
+from comfy_multi.services.node_checks import short
 
 router = APIRouter()
 
 
 async def json_body(request: Request) -> dict[str, Any]:
-    """The body as a JSON object; ComfyUI treats an empty or odd body as `{}`."""
+    """The body as a JSON object; ComfyUI treats an empty or odd body as `{}`.
+    Nesting too deep to handle safely is a 400 (jsonbody.TooDeep)."""
     try:
-        data = orjson.loads(await request.body() or b"{}")
-    except orjson.JSONDecodeError:
+        data = await jsonbody.read(request) if await request.body() else {}
+    except jsonbody.TooDeep:
+        raise
+    except jsonbody.NotJson:
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -102,7 +106,7 @@ async def cancel_jobs(request: Request, user: Participant, platform: PlatformDep
         try:
             uuid.UUID(str(job_id))
         except ValueError:
-            return _bad(f"{job_id!r} is not a job id (a UUID)")
+            return _bad(f"{short(job_id)!r} is not a job id (a UUID)")
     cancelled = [str(j) for j in job_ids if await userjobs.cancel(platform, user.name, str(j))]
     return JSONResponse({"cancelled": cancelled})
 

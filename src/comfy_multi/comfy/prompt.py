@@ -11,13 +11,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from comfy_multi.comfy import userjobs
 from comfy_multi.comfy.access import Participant
 from comfy_multi.errors import PromptInvalid, QueueFull, RequestError
+from comfy_multi.services import jsonbody, offload
 from comfy_multi.services.auth import PlatformDep
 from comfy_multi.services.submit import submit_checked
 from comfy_multi.wording import sentence
@@ -55,9 +55,16 @@ def _fields(
 
 @router.post("/prompt")
 async def post_prompt(request: Request, user: Participant, platform: PlatformDep) -> JSONResponse:
+    async with offload.turn(user.name):  # a large prompt costs memory and CPU: one at a time
+        return await _post_prompt(request, user, platform)
+
+
+async def _post_prompt(request: Request, user: Participant, platform: PlatformDep) -> JSONResponse:
     try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
+        body = await jsonbody.read(request)
+    except jsonbody.TooDeep as exc:
+        return comfy_error("invalid_prompt", exc.message, 400)
+    except jsonbody.NotJson:
         return comfy_error("invalid_prompt", "The request body is not valid JSON", 400)
     if not isinstance(body, dict):
         return comfy_error("invalid_prompt", "The request body must be a JSON object", 400)
@@ -75,7 +82,7 @@ async def post_prompt(request: Request, user: Participant, platform: PlatformDep
         return fields
     extra_data, client_id, partial = fields
     try:
-        job, node_errors = await submit_checked(
+        job, checked = await submit_checked(
             platform,
             user,
             body["prompt"],
@@ -93,7 +100,14 @@ async def post_prompt(request: Request, user: Participant, platform: PlatformDep
         return comfy_error(exc.code, exc.title, exc.status, exc.message)
     except RequestError as exc:
         return comfy_error(exc.code, sentence(exc.message), exc.status)
-    return JSONResponse({"prompt_id": job.id, "number": job.seq, "node_errors": node_errors})
+    reply: dict[str, Any] = {
+        "prompt_id": job.id,
+        "number": job.seq,
+        "node_errors": checked.node_errors,
+    }
+    if checked.omitted:
+        reply["node_errors_omitted"] = checked.omitted
+    return JSONResponse(reply)
 
 
 @router.get("/prompt")

@@ -17,6 +17,7 @@ from comfy_multi.comfy.access import Participant
 from comfy_multi.comfy.state import State
 from comfy_multi.comfy.userdir import UserDirs, file_info
 from comfy_multi.errors import BadRequest, Forbidden, NotFound
+from comfy_multi.services import jsonbody
 
 router = APIRouter()
 
@@ -56,10 +57,7 @@ async def _update(state: State, user: str, changes: dict[str, Any]) -> None:
 
 
 async def _json(request: Request) -> Any:
-    try:
-        return orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        raise BadRequest("the body is not valid JSON") from None
+    return await jsonbody.read(request)
 
 
 @router.post("/settings")
@@ -115,6 +113,17 @@ def _split_raw(request: Request, file: str) -> tuple[str, str | None]:
     return file, None
 
 
+# userdata is whatever a participant saved: the page reads it with fetch() (workflows,
+# templates) or as a stylesheet (user.css), never as a document, so a browser opening
+# one directly downloads it, and could not run it as a page anyway
+SERVED_AS_DATA = {
+    "Cache-Control": "no-cache",
+    "Content-Disposition": "attachment",
+    "Content-Security-Policy": "sandbox",
+}
+PASSIVE_TYPES = {".json": "application/json", ".css": "text/css"}
+
+
 @router.get("/userdata/{file:path}")
 async def get_userdata(file: str, request: Request, user: Participant, state: State) -> Response:
     file, _ = _split_raw(request, file)
@@ -123,9 +132,10 @@ async def get_userdata(file: str, request: Request, user: Participant, state: St
     except NotFound:
         if file in EMPTY_DEFAULTS:
             body, media_type = EMPTY_DEFAULTS[file]
-            return Response(body, media_type=media_type)
+            return Response(body, media_type=media_type, headers=SERVED_AS_DATA)
         raise
-    return FileResponse(path, headers={"Cache-Control": "no-cache"})
+    media_type = PASSIVE_TYPES.get(path.suffix.lower(), "application/octet-stream")
+    return FileResponse(path, media_type=media_type, headers=SERVED_AS_DATA)
 
 
 def _reply(dirs: UserDirs, user: str, path: Path, full_info: bool) -> JSONResponse:

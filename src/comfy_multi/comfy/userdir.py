@@ -24,6 +24,7 @@ from typing import Any
 from PIL import Image, ImageDraw
 
 from comfy_multi.errors import BadRequest, Forbidden, NotFound
+from comfy_multi.services.files import short_name, usable_path
 from comfy_multi.settings import Settings
 
 SETTINGS_FILE = "comfy.settings.json"
@@ -97,8 +98,10 @@ class UserDirs:
     def resolve(self, user: str, rel: str) -> Path:
         """A path inside the user's directory; 400 empty, 403 escaping."""
         rel = rel.strip()
-        if not rel or "\0" in rel:
+        if not rel:
             raise BadRequest("a userdata path is needed")
+        if not usable_path(rel):
+            raise BadRequest(f"the userdata path {short_name(rel)!r} is not one a file can have")
         base = self.root(user).resolve()
         target = (base / rel.lstrip("/")).resolve()
         if not target.is_relative_to(base) or target == base:

@@ -229,7 +229,7 @@ async def put_output(
         request.stream(),
         max_bytes=platform.settings.max_output_bytes,
     )
-    logger.info("job %s: output %s/%s stored for %s", job_id, folder, stored, user)
+    logger.info("job %s: output %.200s/%s stored for %s", job_id, folder, stored, user)
     return wire.StoredOutput(filename=stored, subfolder=folder, type=query.type)
 
 

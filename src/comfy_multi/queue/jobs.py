@@ -227,7 +227,8 @@ class JobQueue:
         )
         if result not in ("failed", "requeued"):
             raise LeaseLost(job_id, _lost_reason(result))
-        logger.info("job %s %s: %s", job_id, result, error.get("message") or error.get("type"))
+        reason = str(error.get("message") or error.get("type"))
+        logger.info("job %s %s: %.200s", job_id, result, reason)  # may quote the prompt: shortened
         return result
 
     async def sweep(self) -> int:

@@ -1,16 +1,24 @@
-"""What kind of media a file is: by name for listings, by content for uploads.
+"""What kind of media a file is: by name for listings, by content for uploads;
+and how large an image is, from its header, before anything decodes it.
 
 Uploads are checked at the door (ComfyUI itself accepts any bytes and fails
 later on the GPU): images must open in Pillow, videos and audio must start
 with the magic bytes of a container ComfyUI's loaders read.
+
+A small file can hold a huge image (a 97 kB PNG of 10,000 x 10,000 pixels
+decodes to 400 MB), so every image the gateway would decode is first held to
+a pixel budget read from its header.
 """
 
 from __future__ import annotations
 
 import mimetypes
+import warnings
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
+
+from comfy_multi.errors import TooLarge
 
 IMAGE, VIDEO, AUDIO = "image", "video", "audio"
 
@@ -33,10 +41,39 @@ def kind_of_name(name: str) -> str | None:
     return major if major in (IMAGE, VIDEO, AUDIO) else None
 
 
+class ImageTooLarge(TooLarge):
+    def __init__(self, size: tuple[int, int], max_pixels: int) -> None:
+        width, height = size
+        super().__init__(
+            f"the image is {width:,} x {height:,} pixels; "
+            f"this room takes images of at most {max_pixels:,} pixels"
+        )
+        self.size = size
+
+
+def open_within(path: Path, max_pixels: int) -> Image.Image:
+    """The image opened lazily (only its header read), or ImageTooLarge when
+    it has more than `max_pixels` pixels. OSError / ValueError if it is no image."""
+    with warnings.catch_warnings():
+        # Pillow's own bomb check warns (or raises) inside open(); ours answers first
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(path)
+        except Image.DecompressionBombError:
+            raise ImageTooLarge((0, 0), max_pixels) from None
+    if img.width * img.height > max_pixels:
+        size = img.size
+        img.close()
+        raise ImageTooLarge(size, max_pixels)
+    return img
+
+
 def _is_image(path: Path) -> bool:
     try:
-        with Image.open(path) as img:
-            img.verify()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.verify()
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return False
     return True

@@ -1,11 +1,17 @@
 """One node's inputs checked as ComfyUI's execution.py `validate_inputs` does:
 required inputs, links and their types, constants converted and held to their
-bounds and choices, and upload inputs held to the participant's own files."""
+bounds and choices, and upload inputs held to the participant's own files.
+
+ComfyUI walks the graph by recursion, so a long chain of nodes ends in a
+RecursionError. Here each node's check is a generator that yields the node it
+links to and is resumed with that node's verdict; `Validator.node` drives them
+from an explicit stack, so depth costs memory, not the interpreter's stack.
+"""
 
 from __future__ import annotations
 
-import traceback
-from collections.abc import Callable
+import reprlib
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +20,35 @@ from comfy_multi.services.object_info import upload_kind
 Error = dict[str, Any]
 Verdict = tuple[bool, list[Error], str]
 InputExists = Callable[[str], bool]
+# a node's check: yields the id of a node it links to, receives that node's verdict
+Check = Generator[str, Verdict | None, Verdict]
+
+SHORT_TEXT = 200  # characters of a participant's value echoed in an error
+
+_short_repr = reprlib.Repr()
+_short_repr.maxstring = SHORT_TEXT
+_short_repr.maxother = SHORT_TEXT
+_short_repr.maxlevel = 3
+
+
+class GraphError(ValueError):
+    """A node that depends on itself (ComfyUI recurses until RecursionError)."""
+
+
+def short(value: Any) -> str:
+    """A value as text no longer than about SHORT_TEXT characters."""
+    text = value if isinstance(value, str) else _short_repr.repr(value)
+    return text if len(text) <= SHORT_TEXT else text[:SHORT_TEXT] + f"… ({len(text):,} characters)"
+
+
+def echoed(value: Any) -> Any:
+    """A received value as it may go back in an answer: small ones as they are."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str) and len(value) <= SHORT_TEXT:
+        return value
+    return short(value)
+
 
 _CONVERT: dict[str, Callable[[Any], Any]] = {
     "INT": int,
@@ -30,10 +65,8 @@ def error(
 
 
 def type_name(exc: BaseException) -> str:
-    cls = type(exc)
-    return (
-        cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
-    )
+    """The exception's class name as ComfyUI reports it, without our module path."""
+    return "ValueError" if isinstance(exc, GraphError) else type(exc).__qualname__
 
 
 def types_match(received: Any, expected: Any) -> bool:
@@ -71,7 +104,7 @@ def _combo_options(kind: Any, extra: dict[str, Any]) -> list[Any] | None:
     if isinstance(kind, list):
         return kind
     if kind == "COMBO" and isinstance(extra.get("options"), list):
-        return list(extra["options"])
+        return extra["options"]  # type: ignore[no-any-return]
     return None
 
 
@@ -81,10 +114,62 @@ class Validator:
     prompt: dict[str, Any]
     input_exists: InputExists | None
     validated: dict[str, Verdict] = field(default_factory=dict)
+    _option_sets: dict[int, tuple[list[Any], frozenset[Any] | None]] = field(default_factory=dict)
 
     def node(self, node_id: str) -> Verdict:
+        """The node's verdict, checking every node it depends on first.
+        Raises what the node's own check raises (ComfyUI's top-level case)."""
         if node_id in self.validated:
             return self.validated[node_id]
+        stack: list[tuple[str, Check]] = [(node_id, self._check(node_id))]
+        active = {node_id}
+        reply: Verdict | Exception | None = None
+        while True:
+            current, check = stack[-1]
+            try:
+                wanted = check.throw(reply) if isinstance(reply, Exception) else check.send(reply)
+            except StopIteration as done:
+                verdict = self._settle(current, done.value)
+                stack.pop()
+                active.discard(current)
+                if not stack:
+                    return verdict
+                reply = verdict
+                continue
+            except Exception as exc:
+                stack.pop()
+                active.discard(current)
+                if not stack:
+                    raise
+                reply = exc  # the linking node records it, as ComfyUI's except does
+                continue
+            if wanted in self.validated:
+                reply = self.validated[wanted]
+            elif wanted in active:
+                reply = GraphError(f"node {short(wanted)} depends on itself (a dependency cycle)")
+            else:
+                stack.append((wanted, self._check(wanted)))
+                active.add(wanted)
+                reply = None
+
+    def _settle(self, node_id: str, verdict: Verdict) -> Verdict:
+        """Record a finished check, keeping a cycle error recorded meanwhile."""
+        earlier = self.validated.get(node_id)
+        if earlier is not None and earlier[1]:
+            verdict = (False, [*earlier[1], *verdict[1]], node_id)
+        self.validated[node_id] = verdict
+        return verdict
+
+    def upstream(self, node_id: str) -> list[str]:
+        """The nodes this node's inputs link to."""
+        inputs = self.prompt[node_id].get("inputs") or {}
+        return [
+            str(value[0])
+            for value in inputs.values()
+            if isinstance(value, list) and len(value) == 2 and str(value[0]) in self.prompt
+        ]
+
+    def _check(self, node_id: str) -> Check:
         definition = self.object_info[self.prompt[node_id]["class_type"]]
         inputs = self.prompt[node_id]["inputs"]
         errors: list[Error] = []
@@ -107,14 +192,29 @@ class Validator:
                 continue
             info = [kind, extra]
             if isinstance(inputs[name], list):
-                valid = self._link(node_id, name, info, errors) and valid
+                valid = (yield from self._link(node_id, name, info, errors)) and valid
             else:
                 self._constant(definition, inputs, name, info, errors)
-        verdict: Verdict = (valid and not errors, errors, node_id)
-        self.validated[node_id] = verdict
-        return verdict
+        return (valid and not errors, errors, node_id)
 
-    def _link(self, node_id: str, name: str, info: list[Any], errors: list[Error]) -> bool:
+    def _source(self, value: list[Any]) -> tuple[str, Any]:
+        """The linked node and its output type. Raises what ComfyUI's lookup
+        raises (KeyError for an absent node, IndexError or TypeError for a bad
+        slot), with the same messages, but never more than a short text."""
+        source, slot = str(value[0]), value[1]
+        node = self.prompt.get(source)
+        if node is None:
+            raise KeyError(short(source))
+        outputs = self.object_info[node["class_type"]].get("output", [])
+        if isinstance(slot, bool) or not isinstance(slot, int):
+            raise TypeError(f"list indices must be integers or slices, not {type(slot).__name__}")
+        if not -len(outputs) <= slot < len(outputs):
+            raise IndexError("list index out of range")
+        return source, outputs[slot]
+
+    def _link(
+        self, node_id: str, name: str, info: list[Any], errors: list[Error]
+    ) -> Generator[str, Verdict | None, bool]:
         value = self.prompt[node_id]["inputs"][name]
         if len(value) != 2:
             errors.append(
@@ -122,15 +222,13 @@ class Validator:
                     "bad_linked_input",
                     "Bad linked input, must be a length-2 list of [node_id, slot_index]",
                     name,
-                    {"input_name": name, "input_config": info, "received_value": value},
+                    {"input_name": name, "input_config": info, "received_value": echoed(value)},
                 )
             )
             return True
-        source, slot = str(value[0]), value[1]
         # a link to an absent node or slot raises here, as in ComfyUI, and is
         # reported once as exception_during_validation on the output
-        outputs = self.object_info[self.prompt[source]["class_type"]].get("output", [])
-        received = outputs[slot]
+        source, received = self._source(value)
         if not types_match(received, info[0]):
             errors.append(
                 error(
@@ -147,7 +245,7 @@ class Validator:
             )
             return True
         try:
-            return self.node(source)[0]
+            verdict = yield source
         except Exception as exc:
             self.validated[source] = (
                 False,
@@ -155,13 +253,13 @@ class Validator:
                     error(
                         "exception_during_inner_validation",
                         "Exception when validating inner node",
-                        str(exc),
+                        short(str(exc)),
                         {
                             "input_name": name,
                             "input_config": info,
-                            "exception_message": str(exc),
+                            "exception_message": short(str(exc)),
                             "exception_type": type_name(exc),
-                            "traceback": traceback.format_tb(exc.__traceback__),
+                            "traceback": [],
                             "linked_node": value,
                         },
                     )
@@ -169,6 +267,8 @@ class Validator:
                 source,
             )
             return False
+        assert verdict is not None
+        return verdict[0]
 
     def _constant(
         self,
@@ -190,12 +290,12 @@ class Validator:
                 error(
                     "invalid_input_type",
                     f"Failed to convert an input value to a {kind} value",
-                    f"{name}, {value}, {exc}",
+                    f"{name}, {short(value)}, {short(str(exc))}",
                     {
                         "input_name": name,
                         "input_config": info,
-                        "received_value": value,
-                        "exception_message": str(exc),
+                        "received_value": echoed(value),
+                        "exception_message": short(str(exc)),
                     },
                 )
             )
@@ -214,24 +314,25 @@ class Validator:
                     error(
                         "custom_validation_failed",
                         "Custom validation failed for node",
-                        f"{name} - Invalid {media_kind} file: {value}",
+                        f"{name} - Invalid {media_kind} file: {short(value)}",
                         {"input_name": name},
                     )
                 )
             return
         self._range_and_choice(name, value, info, errors)
 
-    @staticmethod
-    def _range_and_choice(name: str, value: Any, info: list[Any], errors: list[Error]) -> None:
+    def _range_and_choice(
+        self, name: str, value: Any, info: list[Any], errors: list[Error]
+    ) -> None:
         kind, extra = info
-        details = {"input_name": name, "input_config": info, "received_value": value}
+        details = {"input_name": name, "input_config": info, "received_value": echoed(value)}
         try:
             if "min" in extra and value < extra["min"]:
-                message = "Value {} smaller than min of {}".format(value, extra["min"])
+                message = "Value {} smaller than min of {}".format(short(value), extra["min"])
                 errors.append(error("value_smaller_than_min", message, name, details))
                 return
             if "max" in extra and value > extra["max"]:
-                message = "Value {} bigger than max of {}".format(value, extra["max"])
+                message = "Value {} bigger than max of {}".format(short(value), extra["max"])
                 errors.append(error("value_bigger_than_max", message, name, details))
                 return
         except TypeError:
@@ -240,9 +341,9 @@ class Validator:
         if options is None:
             return
         if extra.get("multiselect") and isinstance(value, list):
-            ok = all(v in options for v in value)
+            ok = all(self._in(v, options) for v in value)
         else:
-            ok = value in options
+            ok = self._in(value, options)
         if not ok:
             listed: str = str(options)
             config: list[Any] | None = info
@@ -252,7 +353,25 @@ class Validator:
                 error(
                     "value_not_in_list",
                     "Value not in list",
-                    f"{name}: '{value}' not in {listed}",
-                    {"input_name": name, "input_config": config, "received_value": value},
+                    f"{name}: '{short(value)}' not in {listed}",
+                    {"input_name": name, "input_config": config, "received_value": echoed(value)},
                 )
             )
+
+    def _in(self, value: Any, options: list[Any]) -> bool:
+        """`value in options` in constant time: a long model list is checked by
+        thousands of nodes. Falls back to the list for unhashable choices."""
+        cached = self._option_sets.get(id(options))
+        if cached is None or cached[0] is not options:
+            try:
+                cached = (options, frozenset(options))
+            except TypeError:
+                cached = (options, None)
+            self._option_sets[id(options)] = cached
+        choices = cached[1]
+        if choices is None:
+            return value in options
+        try:
+            return value in choices
+        except TypeError:
+            return False  # an unhashable value (list, object) is never a choice

@@ -74,18 +74,19 @@ class ObjectInfoView:
     """Caches which nodes take uploads for the current merged object_info."""
 
     def __init__(self) -> None:
-        self._source: dict[str, Any] | None = None
-        self._uploads: dict[str, list[Upload]] = {}
+        # (source, its uploads) in one attribute: threads read it while one replaces it
+        self._cache: tuple[dict[str, Any] | None, dict[str, list[Upload]]] = (None, {})
 
     def uploads(self, merged: dict[str, Any]) -> dict[str, list[Upload]]:
-        if merged is not self._source:
-            self._uploads = {
+        source, uploads = self._cache
+        if merged is not source:
+            uploads = {
                 cls: found
                 for cls, definition in merged.items()
                 if (found := upload_inputs(definition))
             }
-            self._source = merged
-        return self._uploads
+            self._cache = (merged, uploads)
+        return uploads
 
     def for_user(self, merged: dict[str, Any], folder: Path) -> dict[str, Any]:
         """A shallow copy of `merged` with this user's files in the upload inputs."""
