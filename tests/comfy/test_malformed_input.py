@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import pytest
 
-from tests.comfy.conftest import FakeWorker, blur_prompt, png_bytes
+from tests.comfy.conftest import ScriptedWorker, blur_prompt, png_bytes
 from tests.conftest import Gateway
 
 DEEP = 1_000
@@ -59,7 +57,7 @@ def assert_clear_400(r: httpx.Response, gateway: Gateway) -> None:
 async def test_deep_huge_or_broken_json_is_a_400(
     gateway: Gateway,
     clients: dict[str, httpx.AsyncClient],
-    worker: FakeWorker,
+    worker: ScriptedWorker,
     path: str,
     body: bytes,
 ) -> None:
@@ -121,18 +119,21 @@ async def test_mask_original_ref_with_a_nul_is_a_400(
 async def test_worker_output_with_a_bad_subfolder_is_a_400(
     gateway: Gateway,
     clients: dict[str, httpx.AsyncClient],
-    worker: FakeWorker,
+    worker: ScriptedWorker,
+    worker_token: str,
     subfolder: str,
 ) -> None:
     r = await clients["alice"].post("/u/alice/api/prompt", json={"prompt": blur_prompt()})
     assert r.status_code == 200, r.text
-    job: dict[str, Any] = await worker.claim()
-    r = await worker.http.put(
-        f"/worker/v1/jobs/{job['job_id']}/outputs",
-        params={"filename": "out.png", "subfolder": subfolder, "type": "output"},
-        content=png_bytes(),
-        headers=worker.lease(job),
-    )
+    job = await worker.claim()
+    lease = {"X-Lease-Token": job.lease_token, "X-Worker-Id": worker.channel.worker_id}
+    async with gateway.client(headers={"Authorization": f"Bearer {worker_token}"}) as raw:
+        r = await raw.put(  # raw on purpose: the channel's own checks would refuse it first
+            f"/worker/v1/jobs/{job.job_id}/outputs",
+            params={"filename": "out.png", "subfolder": subfolder, "type": "output"},
+            content=png_bytes(),
+            headers=lease,
+        )
     assert_clear_400(r, gateway)
 
 

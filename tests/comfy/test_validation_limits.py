@@ -11,7 +11,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.comfy.conftest import FakeWorker, blur_prompt
+from tests.comfy.conftest import ScriptedWorker, blur_prompt
 from tests.conftest import Gateway
 
 N_INVALID_OUTPUTS = 40_000
@@ -52,7 +52,7 @@ async def _health_latencies(gateway: Gateway, stop: asyncio.Event) -> list[float
 
 
 async def test_many_invalid_outputs_answer_a_bounded_400_quickly(
-    gateway: Gateway, clients: dict[str, httpx.AsyncClient], worker: FakeWorker
+    gateway: Gateway, clients: dict[str, httpx.AsyncClient], worker: ScriptedWorker
 ) -> None:
     body = orjson.dumps({"prompt": invalid_outputs(N_INVALID_OUTPUTS)})  # before the clock
     for name in ("alice", "bob"):  # signed in (the password check is not what is measured)
@@ -98,7 +98,7 @@ async def test_many_invalid_outputs_answer_a_bounded_400_quickly(
 
 
 async def test_dependent_outputs_name_the_outputs_that_really_depend(
-    clients: dict[str, httpx.AsyncClient], worker: FakeWorker
+    clients: dict[str, httpx.AsyncClient], worker: ScriptedWorker
 ) -> None:
     prompt = blur_prompt()
     prompt["2"]["inputs"]["blur_radius"] = 0  # below its min: node 2 fails, and output 3
@@ -121,7 +121,7 @@ async def test_dependent_outputs_name_the_outputs_that_really_depend(
 
 
 async def test_a_long_chain_validates_without_recursion(
-    clients: dict[str, httpx.AsyncClient], worker: FakeWorker
+    clients: dict[str, httpx.AsyncClient], worker: ScriptedWorker
 ) -> None:
     r = await clients["alice"].post("/u/alice/api/prompt", json={"prompt": invert_chain(5_000)})
     assert r.status_code == 200, r.text[:500]
@@ -135,7 +135,7 @@ async def test_a_long_chain_validates_without_recursion(
 
 
 async def test_a_cycle_is_an_error_not_a_crash(
-    clients: dict[str, httpx.AsyncClient], worker: FakeWorker
+    clients: dict[str, httpx.AsyncClient], worker: ScriptedWorker
 ) -> None:
     prompt = {
         "1": {"class_type": "ImageInvert", "inputs": {"image": ["2", 0]}},
@@ -152,7 +152,7 @@ async def test_a_cycle_is_an_error_not_a_crash(
 async def test_long_text_inputs_are_text_not_file_names(
     gateway: Gateway,
     clients: dict[str, httpx.AsyncClient],
-    worker: FakeWorker,
+    worker: ScriptedWorker,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -162,15 +162,15 @@ async def test_long_text_inputs_are_text_not_file_names(
     r = await clients["alice"].post("/u/alice/api/prompt", json={"prompt": prompt})
     assert r.status_code == 200, r.text[:500]
     job = await worker.claim()
-    assert job["prompt"]["3"]["inputs"]["filename_prefix"] == long_text
-    assert job["inputs"] == []
+    assert job.prompt["3"]["inputs"]["filename_prefix"] == long_text
+    assert job.inputs == []
     await worker.fail(job, {"type": "x", "message": f"could not save {long_text}"})
     assert "watercolour fox" in caplog.text  # the log says what happened...
     assert all(len(record.getMessage()) < 1_000 for record in caplog.records)  # ...briefly
 
 
 async def test_a_long_file_name_in_an_upload_input_is_an_invalid_file(
-    clients: dict[str, httpx.AsyncClient], worker: FakeWorker
+    clients: dict[str, httpx.AsyncClient], worker: ScriptedWorker
 ) -> None:
     r = await clients["alice"].post(
         "/u/alice/api/prompt", json={"prompt": blur_prompt("x" * 10_000 + ".png")}
