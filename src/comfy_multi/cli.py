@@ -327,6 +327,19 @@ def token_revoke(name: str, data_dir: DataDir = None) -> None:
     console.print(f"revoked [bold]{name}[/]")
 
 
+@app.command("forget-worker")
+def forget_worker(
+    name: Annotated[str, typer.Argument(help="A worker's id, or its token name (all offline).")],
+    data_dir: DataDir = None,
+) -> None:
+    """Take an offline worker off the dashboard and `status` (its jobs stay in the report)."""
+    from comfy_multi.queue.workers import WorkerRegistry
+
+    settings = _settings(data_dir)
+    gone = run_with_redis(settings, lambda r: WorkerRegistry(r, settings).forget_offline(name))
+    console.print(f"forgot {', '.join(f'[bold]{w}[/]' for w in gone)}")
+
+
 # status ---------------------------------------------------------------------
 
 

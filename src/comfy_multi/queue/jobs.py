@@ -10,7 +10,15 @@ import orjson
 from redis.asyncio import Redis
 
 from comfy_multi.errors import BadRequest, Conflict, JobNotFound, LeaseLost, QueueFull
-from comfy_multi.queue.models import ClaimedJob, InputRef, Job, JobState, QueueConfig, QueueMode
+from comfy_multi.queue.models import (
+    STEP_MESSAGE,
+    ClaimedJob,
+    InputRef,
+    Job,
+    JobState,
+    QueueConfig,
+    QueueMode,
+)
 from comfy_multi.settings import Settings
 from comfy_multi.store import keys
 from comfy_multi.store.scripts import Scripts
@@ -156,7 +164,9 @@ class JobQueue:
     async def relay(self, job_id: str, token: int, messages: list[dict[str, Any]]) -> None:
         """Publish a running job's ComfyUI messages to its user (and keep its
         latest progress for pages that open mid-run), or LeaseLost."""
+        # a worker's step summary says more than ComfyUI's own progress
         progress = [m.get("data", {}) for m in messages if m.get("type") == "progress"]
+        progress += [m.get("data", {}) for m in messages if m.get("type") == STEP_MESSAGE]
         result = await self.scripts.relay(
             job_id, str(token), _dumps(messages), _dumps(progress[-1]) if progress else ""
         )

@@ -94,6 +94,11 @@ class Job(BaseModel):
         return self.model_dump(mode="json", exclude=exclude)
 
 
+# A worker's own message beside ComfyUI's: the node a job is on, n of m, and
+# that node's progress (worker/steps.py makes it, pages and the dashboard show it).
+STEP_MESSAGE = "comfy_multi.step"
+
+
 class ClaimedJob(BaseModel):
     """What a worker receives from a claim."""
 

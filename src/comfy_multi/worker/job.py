@@ -30,6 +30,7 @@ from comfy_multi.worker.outcome import (
 from comfy_multi.worker.outputs import OutputMover
 from comfy_multi.worker.relay import PREVIEW_INTERVAL, Relay
 from comfy_multi.worker.socket import Event, Preview
+from comfy_multi.worker.steps import STEP_MESSAGE, StepCounter
 from comfy_multi.worker.stream import EventStream
 
 logger = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ class JobRun:
             preview_interval=preview_interval,
         )
         self.mover = OutputMover(job, channel, comfy)
+        self.steps = StepCounter(job.prompt)
         self._stop: Outcome | None = None
         self._stopped = asyncio.Event()
         self._posting = False  # a POST /prompt is under way
@@ -257,6 +259,9 @@ class JobRun:
             data = await self._executed(data)
             self.timings.setdefault("executed_relayed", time.monotonic())
         self.relay.push(kind, data)
+        step = self.steps.note(kind, data)
+        if step is not None:
+            self.relay.push(STEP_MESSAGE, step)
         if kind == "execution_success":
             self._prompt_ended = True
             return Succeeded(self.outputs, self.meta)

@@ -118,6 +118,11 @@ document.addEventListener("click", (ev) => {
   const target = ev.target.closest("button[data-action]");
   if (!target) return;
   const { action, id } = target.dataset;
+  if (action === "forget") {
+    if (!confirm(`Forget the offline worker ${id}? Its past jobs stay in the report.`)) return;
+    act(target, () => api("DELETE", `/workers/${encodeURIComponent(id)}`), `forgot ${id}`);
+    return;
+  }
   if (action === "drain") {
     const drain = target.dataset.drain === "1";
     act(target, () => api("POST", `/workers/${encodeURIComponent(id)}/drain`, { drain }), drain ? `${id} drains` : `${id} takes jobs again`);

@@ -1,6 +1,7 @@
-// comfy-multi's small addition to the stock ComfyUI page: your place in the
-// shared queue with an estimated wait, the instructor's messages, a notice
-// while no GPU worker is connected, and a sign-out link.
+// comfy-multi's small addition to the stock ComfyUI page: your running job
+// (its node, n of m, elapsed time) and your place in the shared queue with an
+// estimated wait, a lost GPU, the instructor's messages, a notice while no GPU
+// worker is connected, and a sign-out link.
 //
 // Everything here is optional: any failure leaves ComfyUI itself untouched,
 // and the gateway sends its own message types only after this file says hello.
@@ -15,6 +16,7 @@ const STYLE = `
 #comfy-multi-bar a{color:#9bbcff;text-decoration:none}
 #comfy-multi-bar .cm-busy{color:#fbbf24}
 #comfy-multi-bar .cm-run{color:#4ade80}
+#comfy-multi-bar .cm-lost{color:#f87171}
 #comfy-multi-banner{position:fixed;left:50%;top:56px;transform:translateX(-50%);z-index:1001;
  display:none;gap:12px;align-items:flex-start;max-width:min(720px,92vw);padding:10px 16px;
  border-radius:10px;background:#1e3a8a;color:#fff;font:14px/1.45 system-ui,sans-serif;
@@ -62,28 +64,93 @@ function minutes(seconds) {
   return `about ${Math.round(seconds / 60)} min`;
 }
 
-function renderPlace(d) {
+function clock(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const m = Math.floor(s / 60);
+  return m >= 60
+    ? `${Math.floor(m / 60)}:${String(m % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`
+    : `${m}:${String(s % 60).padStart(2, "0")}`;
+}
+
+let place = null; // the latest comfy_multi.queue data
+let skew = 0; // the gateway's clock minus ours
+const steps = new Map(); // job id -> the latest comfy_multi.step
+let ticking = 0;
+
+const now = () => Date.now() + skew;
+
+function runningText(d, run) {
+  if (run.silent_since_ms) {
+    const silent = Math.round((now() - run.silent_since_ms) / 1000);
+    return {
+      text: `The GPU running your job stopped answering ${silent} s ago · your job will start again`,
+      cls: "cm-lost",
+    };
+  }
+  const step = steps.get(run.id) || run.step;
+  const parts = ["Running"];
+  if (step && step.label) {
+    parts[0] = `Running ${step.label}`;
+    if (step.of) parts.push(`node ${step.number} of ${step.of}`);
+    if (step.max) parts.push(`${step.value}/${step.max}`);
+  }
+  if (run.started_ms) parts.push(clock(now() - run.started_ms));
+  if (run.attempt > 1) parts.push(`attempt ${run.attempt} of ${d.max_attempts}`);
+  return { text: parts.join(" · "), cls: "cm-run" };
+}
+
+function waitingText(d) {
+  const first = d.jobs[0] || {};
+  const parts = [];
+  let cls = "cm-busy";
+  if (first.attempts > 0) {
+    parts.push(`The GPU was lost · your job will start again (attempt ${first.attempts + 1} of ${d.max_attempts})`);
+    cls = "cm-lost";
+  }
+  parts.push(`#${d.position} in the queue`);
+  if (d.paused) parts.push("queue paused");
+  else if (d.workers_known && d.workers_online === 0) parts.push("waiting for a GPU: none is online right now");
+  else if (d.eta_seconds != null) parts.push(minutes(d.eta_seconds));
+  if (d.pending > 1) parts.push(`${d.pending} waiting`);
+  return { text: parts.join(" · "), cls };
+}
+
+function renderPlace() {
+  const d = place;
   if (!d) return;
   mount();
   noWorker = !d.workers_known;
-  let text = "";
-  let cls = "";
-  if (d.pending > 0) {
-    const more = d.pending > 1 ? ` (${d.pending} waiting)` : "";
-    text = `Your job is #${d.position} in the queue · ${minutes(d.eta_seconds)}${more}`;
-    cls = "cm-busy";
-    if (d.paused) text += " · queue paused";
-    else if (d.workers_known && d.workers_online === 0) text += " · no GPU online right now";
-  } else if (d.running > 0) {
-    text = "Your job is running";
-    cls = "cm-run";
-  } else if (d.queue_length > 0) {
-    text = `${d.queue_length} job${d.queue_length === 1 ? "" : "s"} in the room's queue`;
+  const shown = [];
+  for (const run of d.running_jobs || []) shown.push(runningText(d, run));
+  if (d.pending > 0) shown.push(waitingText(d));
+  if (!shown.length && d.queue_length > 0) {
+    shown.push({ text: `${d.queue_length} job${d.queue_length === 1 ? "" : "s"} in the room's queue`, cls: "" });
   }
-  placeText.textContent = text;
+  const text = shown.map((s) => s.text).join("  ·  ");
+  const cls = shown.find((s) => s.cls === "cm-lost") ? "cm-lost" : shown[0]?.cls || "";
+  if (placeText.textContent !== text) placeText.textContent = text;
   placeText.className = cls;
   placeText.style.display = text ? "" : "none";
+  // elapsed times and silences count up between messages
+  const live = (d.running_jobs || []).length > 0;
+  if (live && !ticking) ticking = setInterval(renderPlace, 1000);
+  if (!live && ticking) ticking = clearInterval(ticking) || 0;
   renderBanner();
+}
+
+function onPlace(d) {
+  if (!d) return;
+  if (d.server_ms) skew = d.server_ms - Date.now();
+  place = d;
+  const running = new Set((d.running_jobs || []).map((r) => r.id));
+  for (const id of steps.keys()) if (!running.has(id)) steps.delete(id);
+  renderPlace();
+}
+
+function onStep(d) {
+  if (!d || !d.prompt_id) return;
+  steps.set(d.prompt_id, d);
+  if (place && (place.running_jobs || []).some((r) => r.id === d.prompt_id)) renderPlace();
 }
 
 function renderBanner() {
@@ -106,7 +173,8 @@ function hello() {
 }
 
 try {
-  api.addEventListener("comfy_multi.queue", (e) => renderPlace(e.detail));
+  api.addEventListener("comfy_multi.queue", (e) => onPlace(e.detail));
+  api.addEventListener("comfy_multi.step", (e) => onStep(e.detail));
   api.addEventListener("comfy_multi.broadcast", (e) => {
     broadcast = String(e.detail?.message || "");
     dismissed = "";
