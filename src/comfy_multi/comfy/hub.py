@@ -265,9 +265,12 @@ class Hub:
             return
         if kind == "requeued" and run is not None and run.executing and not run.ended:
             # its GPU was lost: clear the canvas's running outline until it starts again
+            # (the frontend's outline follows progress_state, so no node is running)
             done = message("executing", {"node": None, "display_node": None, "prompt_id": job_id})
+            idle = message("progress_state", {"prompt_id": job_id, "nodes": {}})
             for conn in self.targets(user, run.client_id):
                 conn.send(done)
+                conn.send(idle)
         status = message(
             "status",
             {

@@ -40,7 +40,7 @@ from comfy_multi.services.platform import Platform
 
 logger = logging.getLogger(__name__)
 
-COALESCE_S = 2.0  # at most this often per process: every change moves everyone's place
+COALESCE_S = 1.0  # at most this often per process: every change moves everyone's place
 REFRESH_S = 2.0  # also without events: a worker that dies sends none
 MESSAGE = "comfy_multi.queue"
 

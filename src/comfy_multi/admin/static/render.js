@@ -105,7 +105,7 @@ function renderRunning() {
       tr.classList.toggle("lost", silent);
       if (silent) {
         // no heartbeat: the worker died or lost its network; the lease decides
-        setSince(step, w.last_seen_ms, " · restarts when its lease runs out", "worker silent for ");
+        setSince(step, w.last_seen_ms, " · job will restart", "worker silent for ");
       } else if (p.label) {
         const seen = stepSeen.get(id);
         if (!seen || seen.label !== `${p.label}#${p.number}`) {
@@ -164,21 +164,17 @@ function updatePendingRow(row, id, index) {
   const j = S.jobs.get(id);
   const c = row.children;
   setText(c[0], String(index + 1));
-  setText(c[1], j ? j.user : "…");
+  // a job whose worker was lost waits at its old place to run again
+  const restarting = !!(j && j.attempts > 0);
+  setText(c[1], j ? j.user + (restarting ? ` · restarting: ${attemptText(j.attempts + 1)}` : "") : "…");
+  c[1].className = restarting ? "user restarting" : "user";
   setText(c[2], short(id));
   c[2].title = id;
   const select = c[3].firstChild;
   if (j && document.activeElement !== select && select.value !== String(j.cls)) {
     select.value = String(j.cls);
   }
-  if (j && j.attempts > 0) {
-    // its worker was lost: it waits at its old place to run again
-    setSince(c[4], j.queued_ms, "", `restarting: ${attemptText(j.attempts + 1)} · `);
-    c[4].className = "waited restarting";
-  } else {
-    setSince(c[4], j?.queued_ms);
-    c[4].className = "waited";
-  }
+  setSince(c[4], j?.queued_ms);
   setText(c[5], j ? String(j.attempts) : "");
   row.dataset.id = id;
 }
