@@ -329,7 +329,9 @@ def token_revoke(name: str, data_dir: DataDir = None) -> None:
 
 @app.command("forget-worker")
 def forget_worker(
-    name: Annotated[str, typer.Argument(help="A worker's id, or its token name (all offline).")],
+    name: Annotated[
+        str, typer.Argument(help="A worker's id, the name it started with, or its token's name.")
+    ],
     data_dir: DataDir = None,
 ) -> None:
     """Take an offline worker off the dashboard and `status` (its jobs stay in the report)."""

@@ -134,8 +134,9 @@ class WorkerRegistry:
         return await self.redis.hget(keys.worker(worker_id), "draining") == "1"
 
     async def forget_offline(self, name: str) -> list[str]:
-        """Forget the offline workers with this id, or of this token name; the ids
-        forgotten. Their jobs, and so the report's figures, stay as they were."""
+        """Forget the offline workers with this id, started with this name, or
+        joined with this token name; the ids forgotten. Their jobs, and so the
+        report's figures, stay as they were."""
         cutoff = _now_ms() - self._offline_ms
         rows = cast(
             list[tuple[str, float]], await self.redis.zrange(keys.WORKERS, 0, -1, withscores=True)
@@ -144,10 +145,11 @@ class WorkerRegistry:
             for worker_id, _ in rows:
                 pipe.hget(keys.worker(worker_id), "name")
             names = await pipe.execute()
+        # a worker's id is the name it started with plus a few random letters
         matches = [
             (str(worker_id), seen >= cutoff)
             for (worker_id, seen), token in zip(rows, names, strict=True)
-            if name in (worker_id, token)
+            if name in (worker_id, token, str(worker_id).rsplit("-", 1)[0])
         ]
         if not matches:
             raise WorkerNotFound(name)
