@@ -29,6 +29,7 @@ from comfy_multi.worker.outcome import (
 )
 from comfy_multi.worker.outputs import OutputMover
 from comfy_multi.worker.relay import PREVIEW_INTERVAL, Relay
+from comfy_multi.worker.saves import rewrite_saves
 from comfy_multi.worker.socket import Event, Preview
 from comfy_multi.worker.steps import STEP_MESSAGE, StepCounter
 from comfy_multi.worker.stream import EventStream
@@ -184,7 +185,7 @@ class JobRun:
             error = exc.body.get("error")
             message = error.get("message") if isinstance(error, dict) else str(exc)
             return Failed(reason("input_rejected", f"ComfyUI refused an input file: {message}"))
-        prompt = rewrite_prompt(self.job.prompt, self.staged)
+        prompt = rewrite_saves(rewrite_prompt(self.job.prompt, self.staged), self.job.user)
         # subscribed before the websocket check: a drop from here on reaches the inbox
         with self.stream.subscribe(self._offer_preview) as subscription:
             await self.stream.wait_connected(SOCKET_WAIT)
