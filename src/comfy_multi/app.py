@@ -15,7 +15,15 @@ from fastapi import FastAPI
 from comfy_multi import __version__
 from comfy_multi.admin.routes import router as admin_router
 from comfy_multi.comfy.routes import router as comfy_router
-from comfy_multi.gateway import errors, health, pages, platform_api, session_api, worker_api
+from comfy_multi.gateway import (
+    errors,
+    feedback_api,
+    health,
+    pages,
+    platform_api,
+    session_api,
+    worker_api,
+)
 from comfy_multi.gateway.limits import BodyLimit
 from comfy_multi.services.auth import Authenticator
 from comfy_multi.services.platform import open_platform
@@ -65,6 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     app.add_middleware(BodyLimit, limit_for=body_limits(settings))
     app.include_router(platform_api.router)
+    app.include_router(feedback_api.router)
     app.include_router(session_api.router)
     app.include_router(worker_api.router)
     app.include_router(health.router)

@@ -379,16 +379,20 @@ def report(
 ) -> None:
     """After a workshop: jobs, waits, run times, failures and GPU use per person;
     with --out, every person's outputs as a zip to hand out."""
+    from comfy_multi.admin.feedback_out import render_feedback, write_feedback
     from comfy_multi.admin.report import gather_jobs, summarize
     from comfy_multi.admin.report_out import render, write_figures, zip_outputs
+    from comfy_multi.queue.feedback import FeedbackBox
 
     settings = _settings(data_dir)
     since_ms = int(since.timestamp() * 1000) if since else None
     jobs = run_with_redis(settings, lambda r: gather_jobs(r, since_ms))
     figures = summarize(jobs)
     render(console, figures)
+    answers = run_with_redis(settings, lambda r: FeedbackBox(r).list())
+    render_feedback(console, answers)
     if out is not None:
-        written = write_figures(figures, jobs, out)
+        written = [*write_figures(figures, jobs, out), write_feedback(answers, out)]
         archives = zip_outputs(settings.users_dir, out, since_ms)
         console.print(f"wrote {', '.join(p.name for p in written)} to [bold]{out}[/]")
         for a in archives:

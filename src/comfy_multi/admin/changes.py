@@ -65,6 +65,8 @@ class Changes:
                 self.resync = True
         elif kind == "worker":
             self.sections.add(Section.WORKERS)
+        elif kind == "feedback":  # asked, stopped, or a new answer: the count moved
+            self.sections.add(Section.CONFIG)
 
     def _note_progress(self, data: dict[str, Any]) -> None:
         job_id = data.get("job_id")

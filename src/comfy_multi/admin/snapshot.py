@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from typing import Any
 
 import orjson
@@ -16,6 +17,7 @@ from starlette.requests import HTTPConnection
 
 from comfy_multi.queue import records
 from comfy_multi.queue import room as room_reads
+from comfy_multi.queue.feedback import FeedbackBox
 from comfy_multi.services.platform import Platform, get_platform
 
 RECENT_FINISHED = 50  # finished jobs the dashboard lists
@@ -151,6 +153,7 @@ async def config(platform: Platform) -> dict[str, Any]:
         "heartbeat_seconds": s.heartbeat_seconds,
         "lease_seconds": s.lease_seconds,
         "max_attempts": s.max_attempts,
+        "feedback": asdict(await FeedbackBox(platform.redis).summary()),
     }
 
 

@@ -167,14 +167,20 @@ class Hub:
             self._preview(event.data, event.payload)
         elif kind in JOB_EVENTS:
             self._job_events.put_nowait(event)
+        elif kind == "feedback" and "open" in event.data:
+            self._to_every_page(message("comfy_multi.feedback", {"open": bool(event.data["open"])}))
         elif kind == "broadcast":
             text = message("comfy_multi.broadcast", {"message": str(event.data.get("message", ""))})
-            for conns in self.users.values():
-                for conn in conns.values():
-                    if conn.extras:
-                        conn.send(text)
+            self._to_every_page(text)
         if kind in JOB_EVENTS or kind in ("config", "worker"):
             self.places.poke()
+
+    def _to_every_page(self, text: str) -> None:
+        """To every page whose extension asked for the platform's own messages."""
+        for conns in self.users.values():
+            for conn in conns.values():
+                if conn.extras:
+                    conn.send(text)
 
     async def _lifecycle(self) -> None:
         """Queue changes need a Redis read (the user's queue_remaining): they are

@@ -36,6 +36,7 @@ from redis.exceptions import RedisError
 
 from comfy_multi.queue import liveness, room
 from comfy_multi.queue.events import now_ms
+from comfy_multi.queue.feedback import FeedbackBox
 from comfy_multi.services.platform import Platform
 
 logger = logging.getLogger(__name__)
@@ -155,6 +156,10 @@ class PlaceTracker:
         """A page that just asked gets its place and the standing broadcast at once."""
         data = (await snapshot(self.platform, {conn.user}))[conn.user]
         conn.send(_message(data))
+        box = FeedbackBox(self.platform.redis)
+        if await box.is_open():
+            asked = {"open": True, "answered": await box.answered(conn.user)}
+            conn.send(orjson.dumps({"type": "comfy_multi.feedback", "data": asked}).decode())
         standing = await room.broadcast(self.platform.redis)
         if standing:
             conn.send(

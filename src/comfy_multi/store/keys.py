@@ -29,6 +29,9 @@ WORKER_DIGESTS = f"{PREFIX}wdigests"  # hash worker -> digest of its last object
 STATS = f"{PREFIX}stats"  # hash of counters (run time EWMA, ...)
 METRICS = f"{PREFIX}metrics"  # hash: /metrics histograms and counters folded from finished jobs
 
+FEEDBACK = f"{PREFIX}feedback"  # hash user -> JSON answer {rating, comment, at_ms}
+FEEDBACK_OPEN = "feedback"  # field of CONFIG: "1" while the instructor asks the room
+
 CLASSES = range(10)  # priority classes, 0 most urgent
 
 

@@ -187,6 +187,10 @@ function wireControls() {
     $("#broadcast-text").value = "";
     act(ev.currentTarget, () => api("POST", "/broadcast", { message: "" }), "message cleared");
   });
+  $("#feedback-toggle").addEventListener("click", (ev) => {
+    const open = !S.config.feedback?.open;
+    act(ev.currentTarget, () => api("PUT", "/feedback/request", { open }), open ? "every page now shows the feedback form" : "the feedback form is hidden; the answers stay");
+  });
   $("#pending").addEventListener("scroll", schedule, { passive: true });
   window.addEventListener("resize", schedule);
 }

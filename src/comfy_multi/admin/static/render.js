@@ -53,6 +53,15 @@ function renderHeader() {
   banner.hidden = !S.config.broadcast;
   setText(banner, S.config.broadcast ? `Shown to everyone: “${S.config.broadcast}”` : "");
   if (S.me) $("#my-workspace").href = `/u/${encodeURIComponent(S.me.name)}/`;
+  renderFeedback();
+}
+
+function renderFeedback() {
+  const f = S.config.feedback || { open: false, answers: 0, average: null };
+  setText($("#feedback-toggle"), f.open ? "Stop asking for feedback" : "Ask the room for feedback");
+  const count = `${f.answers} answer${f.answers === 1 ? "" : "s"}`;
+  const average = f.average == null ? "" : `, average ${f.average.toFixed(1)} of 5`;
+  setText($("#feedback-summary"), `${f.open ? "Asking now · " : ""}${count}${average} (in the report)`);
 }
 
 // a worker whose heartbeats are this overdue has gone silent (queue/liveness.py,

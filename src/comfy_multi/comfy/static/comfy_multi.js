@@ -22,6 +22,22 @@ const STYLE = `
  border-radius:10px;background:#1e3a8a;color:#fff;font:14px/1.45 system-ui,sans-serif;
  box-shadow:0 4px 18px rgba(0,0,0,.5)}
 #comfy-multi-banner.cm-warn{background:#7c2d12}
+#comfy-multi-feedback{position:fixed;right:16px;bottom:64px;z-index:1002;width:min(320px,90vw);
+ padding:14px 16px;border-radius:12px;background:#222226;color:#e8e8e8;
+ font:14px/1.45 system-ui,sans-serif;box-shadow:0 6px 24px rgba(0,0,0,.6)}
+#comfy-multi-feedback h2{margin:0 0 8px;font-size:15px}
+#comfy-multi-feedback .cm-stars{display:flex;gap:4px;margin-bottom:8px}
+#comfy-multi-feedback .cm-stars button{flex:1;padding:6px 0;border:1px solid #3a3a42;border-radius:6px;
+ background:#18181b;color:#9ca3af;font-size:18px;cursor:pointer}
+#comfy-multi-feedback .cm-stars button[aria-pressed=true]{background:#3b82f6;border-color:#3b82f6;color:#fff}
+#comfy-multi-feedback textarea{box-sizing:border-box;width:100%;min-height:56px;padding:6px 8px;
+ border:1px solid #3a3a42;border-radius:6px;background:#18181b;color:inherit;font:inherit;resize:vertical}
+#comfy-multi-feedback .cm-row{display:flex;gap:8px;justify-content:flex-end;margin-top:8px}
+#comfy-multi-feedback .cm-row button{padding:6px 12px;border:0;border-radius:6px;cursor:pointer;font:inherit}
+#comfy-multi-feedback .cm-send{background:#3b82f6;color:#fff;font-weight:600}
+#comfy-multi-feedback .cm-send:disabled{opacity:.5;cursor:default}
+#comfy-multi-feedback .cm-later{background:none;color:#b8b8c0}
+#comfy-multi-feedback .cm-error{color:#ff8a8a;font-size:13px;min-height:1em;margin:6px 0 0}
 /* the comfy.org account button: the room signs in here, not there */
 button[aria-label="Login"]{display:none!important}
 #comfy-multi-banner button{background:none;border:0;color:inherit;font-size:18px;cursor:pointer;line-height:1}
@@ -164,6 +180,63 @@ function renderBanner() {
   banner.style.display = text && text !== dismissed ? "flex" : "none";
 }
 
+// the instructor's request for feedback: a rating and an optional comment, once per person
+let feedbackBox = null;
+const RATING_WORDS = ["", "poor", "fair", "good", "very good", "excellent"];
+
+function showFeedback(d) {
+  if (!d || !d.open) {
+    feedbackBox?.remove();
+    feedbackBox = null;
+    return;
+  }
+  if (feedbackBox) return;
+  mount();
+  let rating = 0;
+  const form = element("form", { id: "comfy-multi-feedback", ariaLabel: "Feedback" });
+  const title = d.answered ? "Thank you! You can change your answer" : "How was the workshop?";
+  const stars = element("div", { className: "cm-stars", role: "group", ariaLabel: "rating" });
+  const send = element("button", { type: "submit", className: "cm-send", disabled: true }, "Send");
+  for (let n = 1; n <= 5; n++) {
+    const b = element("button", { type: "button", title: RATING_WORDS[n], ariaLabel: `${n} of 5` }, "★");
+    b.setAttribute("aria-pressed", "false");
+    b.addEventListener("click", () => {
+      rating = n;
+      for (const [i, other] of [...stars.children].entries()) other.setAttribute("aria-pressed", String(i < n));
+      send.disabled = false;
+    });
+    stars.append(b);
+  }
+  const comment = element("textarea", { id: "comfy-multi-feedback-comment", maxLength: 1000, placeholder: "A comment (optional)" });
+  const later = element("button", { type: "button", className: "cm-later" }, "Not now");
+  const error = element("p", { className: "cm-error", role: "alert" });
+  later.addEventListener("click", () => showFeedback(null));
+  form.append(element("h2", {}, title), stars, comment, element("div", { className: "cm-row" }), error);
+  form.querySelector(".cm-row").append(later, send);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    send.disabled = true;
+    error.textContent = "";
+    try {
+      const res = await fetch("/api/v1/feedback", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ rating, comment: comment.value }),
+      });
+      const body = await res.json().catch(() => ({}));
+      if (!res.ok) throw new Error(body.message || `Sending failed (${res.status})`);
+      form.replaceChildren(element("h2", {}, "Thank you for your feedback!"));
+      setTimeout(() => form === feedbackBox && showFeedback(null), 4000);
+    } catch (e) {
+      error.textContent = e.message;
+      send.disabled = false;
+    }
+  });
+  feedbackBox = form;
+  document.body.append(form);
+}
+
 function hello() {
   const socket = api.socket;
   if (!socket) return;
@@ -180,6 +253,7 @@ try {
     dismissed = "";
     renderBanner();
   });
+  api.addEventListener("comfy_multi.feedback", (e) => showFeedback(e.detail));
   api.addEventListener("reconnected", hello);
   app.registerExtension({
     name: "comfy_multi.room",
