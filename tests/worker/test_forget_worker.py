@@ -97,6 +97,12 @@ async def test_the_instructor_forgets_a_worker_from_the_command_line(
     assert code == 1
     assert "is online; stop it" in out
     assert worker_id in await listed(room)
+    # the same from the platform API: refused while online, and only for an admin
+    online = await room.http.delete(f"/api/v1/workers/{worker_id}", auth=room.auth("teacher"))
+    assert online.status_code == 409
+    assert "is online" in online.json()["message"]
+    refused = await room.http.delete(f"/api/v1/workers/{worker_id}", auth=room.auth("alice"))
+    assert refused.status_code == 403
 
     first.kill()
 
