@@ -1,6 +1,7 @@
-"""The room's feedback at the end of a workshop (kept in Redis, so here in queue/): the instructor asks, every
+"""The room's feedback at the end of a workshop: the instructor asks, every
 participant's page shows a short form (a rating and an optional comment), one
 answer per person (a second one replaces the first), and the report lists them.
+Kept in Redis, so it lives with the other Redis reads in queue/.
 """
 
 from __future__ import annotations
