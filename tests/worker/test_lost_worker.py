@@ -34,11 +34,11 @@ async def test_a_killed_worker_s_job_starts_again_elsewhere_within_20_s_by_defau
     first_gpu, second_gpu = standins.start(name="gpu-a"), standins.start(name="gpu-b")
     doomed = workers.start(first_gpu.url, name="doomed")
     await room.wait_workers(1)
-    workers.start(second_gpu.url, name="rescuer")  # idle, long-polling for work
-    await room.wait_workers(2)
-    job_id = await room.submit(prompts.slow(8.0, steps=16))
+    job_id = await room.submit(prompts.slow(30.0, steps=30))
     running = await room.wait_state(job_id, ("running",))
     assert running["worker"].startswith("doomed")
+    workers.start(second_gpu.url, name="rescuer")  # idle, long-polling for work
+    await room.wait_workers(2)
 
     doomed.kill()
     killed = time.monotonic()
@@ -53,5 +53,4 @@ async def test_a_killed_worker_s_job_starts_again_elsewhere_within_20_s_by_defau
     assert restarted["attempts"] == 2
     assert took < RESTART_WITHIN_S
     print(f"restarted on another worker {took:.1f} s after the kill")
-    job = await room.wait_state(job_id, within=30)
-    assert job["state"] == "done", job
+    await room.cancel(job_id)
