@@ -16,7 +16,15 @@ from fastapi import FastAPI
 from comfy_multi import __version__
 from comfy_multi.admin.routes import router as admin_router
 from comfy_multi.comfy.routes import router as comfy_router
-from comfy_multi.gateway import errors, health, pages, platform_api, session_api, worker_api
+from comfy_multi.gateway import (
+    errors,
+    feedback_api,
+    health,
+    pages,
+    platform_api,
+    session_api,
+    worker_api,
+)
 from comfy_multi.gateway.headers import SecurityHeaders
 from comfy_multi.gateway.limits import BodyLimit
 from comfy_multi.gateway.origin import OriginCheck
@@ -73,6 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(OriginCheck, public_url=settings.public_url)
     app.add_middleware(SecurityHeaders)  # outermost: errors and 413s get the headers too
     app.include_router(platform_api.router)
+    app.include_router(feedback_api.router)
     app.include_router(session_api.router)
     app.include_router(worker_api.router)
     app.include_router(health.router)

@@ -468,6 +468,21 @@ def token_revoke(name: str, data_dir: DataDir = None) -> None:
     console.print(f"revoked [bold]{name}[/]")
 
 
+@app.command("forget-worker")
+def forget_worker(
+    name: Annotated[
+        str, typer.Argument(help="A worker's id, the name it started with, or its token's name.")
+    ],
+    data_dir: DataDir = None,
+) -> None:
+    """Take an offline worker off the dashboard and `status` (its jobs stay in the report)."""
+    from comfy_multi.queue.workers import WorkerRegistry
+
+    settings = _settings(data_dir)
+    gone = run_with_redis(settings, lambda r: WorkerRegistry(r, settings).forget_offline(name))
+    console.print(f"forgot {', '.join(f'[bold]{w}[/]' for w in gone)}")
+
+
 # status ---------------------------------------------------------------------
 
 
@@ -557,8 +572,10 @@ def report(
 ) -> None:
     """After a workshop: jobs, waits, run times, failures and GPU use per person;
     with --out, every person's outputs as a zip to hand out."""
+    from comfy_multi.admin.feedback_out import render_feedback, write_feedback
     from comfy_multi.admin.report import Report, gather_jobs, summarize
     from comfy_multi.admin.report_out import render, write_figures, zip_outputs
+    from comfy_multi.queue.feedback import FeedbackBox
     from comfy_multi.queue.models import Job
     from comfy_multi.queue.workers import WorkerRegistry
 
@@ -574,8 +591,10 @@ def report(
 
     figures, jobs = run_with_redis(settings, gather)
     render(console, figures)
+    answers = run_with_redis(settings, lambda r: FeedbackBox(r).list())
+    render_feedback(console, answers)
     if out is not None:
-        written = write_figures(figures, jobs, out)
+        written = [*write_figures(figures, jobs, out), write_feedback(answers, out)]
         archives = zip_outputs(settings.users_dir, out, since_ms)
         console.print(f"wrote {', '.join(p.name for p in written)} to [bold]{out}[/]")
         for a in archives:

@@ -44,10 +44,12 @@ class Settings(BaseSettings):
     password_checks_waiting: int = Field(default=64, ge=1)  # beyond this, 503 with Retry-After
 
     # queue
-    lease_seconds: float = Field(default=30.0, gt=0)
+    # a killed worker's job starts again elsewhere after at most this (plus a sweep)
+    lease_seconds: float = Field(default=12.0, gt=0)
     heartbeat_seconds: float = Field(default=2.0, gt=0)
     sweep_seconds: float = Field(default=1.0, gt=0)
     max_attempts: int = Field(default=3, ge=1, le=100)
+    worker_forget_seconds: float = Field(default=600.0, gt=0)  # offline workers leave the lists
     job_timeout_seconds: float | None = Field(default=None, gt=0)
     job_ttl_days: float = Field(default=14.0, gt=0)
     history_per_user: int = Field(default=500, ge=10)

@@ -22,6 +22,9 @@ PREVIEW_TYPES = ("image/jpeg", "image/png", "image/webp")
 WORKER_ID_PATTERN = r"^[A-Za-z0-9_.:-]+$"
 MAX_CLAIM_WAIT_S = 60.0
 MAX_EVENTS_PER_BATCH = 10_000
+# A worker's own message beside ComfyUI's: the node a job is on, n of m, and
+# that node's progress (worker/steps.py makes it, pages and the dashboard show it).
+STEP_MESSAGE = "comfy_multi.step"
 
 #: the fencing token a claim hands out, random and bound to the worker that claimed;
 #: job-scoped calls send it back in ``X-Lease-Token`` with their id in ``X-Worker-Id``

@@ -254,7 +254,11 @@ async def test_place_in_queue_and_broadcasts_go_to_pages_that_asked(
         data = place["data"]
         assert data["position"] == 2  # bob's job runs first
         assert [j["position"] for j in data["jobs"]] == [2, 3]
-        assert data["eta_seconds"] > 0
+        # a wait estimate only while a GPU is online (this fake one sends no heartbeats)
+        if data["workers_online"]:
+            assert data["eta_seconds"] > 0
+        else:
+            assert data["eta_seconds"] is None
         assert data["queue_length"] == 3
         sent = await clients["teacher"].post(
             "/api/v1/broadcast", json={"message": "Break until 11:00"}

@@ -57,7 +57,8 @@ async def test_a_200_mb_output_is_delivered_with_bounded_worker_memory(
     assert item["type"] == "output"
     assert item["subfolder"] == "video"
     stored = room.user_dir("alice", "output") / item["subfolder"] / item["filename"]
-    original = standin.output_dir / "video" / item["filename"]
+    # on the GPU host it sits in alice's own folder (worker/saves.py)
+    original = standin.output_dir / "cm-people" / "alice" / "video" / item["filename"]
     assert stored.stat().st_size == SIZE_MB * 1024 * 1024
     assert await asyncio.to_thread(_sha256, stored) == await asyncio.to_thread(_sha256, original)
     growth = peak - baseline

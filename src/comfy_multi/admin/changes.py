@@ -13,6 +13,7 @@ from typing import Any
 
 from comfy_multi.admin.snapshot import JobRow, job_row, progress_of
 from comfy_multi.queue.events import Event
+from comfy_multi.wire import STEP_MESSAGE
 
 
 class Section(StrEnum):
@@ -64,6 +65,8 @@ class Changes:
                 self.resync = True
         elif kind == "worker":
             self.sections.add(Section.WORKERS)
+        elif kind == "feedback":  # asked, stopped, or a new answer: the count moved
+            self.sections.add(Section.CONFIG)
 
     def _note_progress(self, data: dict[str, Any]) -> None:
         job_id = data.get("job_id")
@@ -71,10 +74,15 @@ class Changes:
         if not isinstance(job_id, str) or not isinstance(messages, list):
             return
         for message in messages:
-            if isinstance(message, dict) and message.get("type") == "progress":
-                body = message.get("data")
-                if isinstance(body, dict):
-                    self.progress[job_id] = progress_of(body)
+            if not isinstance(message, dict) or not isinstance(message.get("data"), dict):
+                continue
+            kind, body = message.get("type"), message["data"]
+            if kind == STEP_MESSAGE:
+                self.progress[job_id] = progress_of(body)
+            elif kind == "progress":
+                # keep the node a step named; older workers send no steps
+                known = self.progress.get(job_id, {})
+                self.progress[job_id] = {**known, **progress_of(body)}
 
     def request(self, names: Any) -> None:
         """Sections the page asks for after an action that publishes no event."""

@@ -10,21 +10,20 @@ from starlette.requests import HTTPConnection
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from comfy_multi.services.auth import signed_in
+from comfy_multi.services.pages import page
 from comfy_multi.services.users import User
 
 LOGIN_PATH = "/login"
 
-_REFUSED = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Instructor only</title>
-<style>body {{ font-family: system-ui, sans-serif; max-width: 32rem; margin: 4rem auto; }}</style>
-</head><body>
-<h1>This page is for the instructor</h1>
-<p>You are signed in as <b>{name}</b>, a participant.
-Your workspace is at <a href="/u/{path}/">/u/{name}/</a>.</p>
-</body></html>
-"""
+
+def refusal_page(name: str) -> str:
+    return page(
+        "Instructor only",
+        "<h1>This page is for the instructor</h1>"
+        f"<p>You are signed in as <b>{html.escape(name)}</b>, a participant.</p>"
+        f'<a class="button" href="/u/{html.escape(quote(name))}/">Open your workspace</a>'
+        '<p><a href="/logout">Sign out</a></p>',
+    )
 
 
 async def admin_or_refusal(conn: HTTPConnection) -> User | Response:
@@ -34,6 +33,5 @@ async def admin_or_refusal(conn: HTTPConnection) -> User | Response:
         target = conn.url.path + (f"?{conn.url.query}" if conn.url.query else "")
         return RedirectResponse(f"{LOGIN_PATH}?next={quote(target, safe='')}", status_code=303)
     if not user.admin:
-        page = _REFUSED.format(name=html.escape(user.name), path=quote(user.name))
-        return HTMLResponse(page, status_code=403)
+        return HTMLResponse(refusal_page(user.name), status_code=403)
     return user

@@ -33,7 +33,7 @@ from comfy_multi.services.users import User
 logger = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 0.25  # at most four updates a second, however busy the queue
-LIVENESS_S = 2.0  # workers' heartbeats and offline state are not events: re-read this often
+LIVENESS_S = 1.0  # heartbeats are not events: re-read workers this often (silence shows)
 ROOM_EVERY_S = 1.0  # the room table costs a round trip per user; refresh it at most this often
 ROOM_PERIOD_S = 5.0  # pages opening and closing are not events: re-read the room this often
 

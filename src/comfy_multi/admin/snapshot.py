@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from typing import Any
 
 import orjson
@@ -16,6 +17,7 @@ from starlette.requests import HTTPConnection
 
 from comfy_multi.queue import records
 from comfy_multi.queue import room as room_reads
+from comfy_multi.queue.feedback import FeedbackBox
 from comfy_multi.services.platform import Platform, get_platform
 
 RECENT_FINISHED = 50  # finished jobs the dashboard lists
@@ -109,8 +111,19 @@ def job_row(raw: Mapping[str, Any]) -> JobRow | None:
 
 
 def progress_of(data: Mapping[str, Any]) -> dict[str, Any]:
-    """ComfyUI's `progress` message data, reduced to what a bar needs."""
-    return {"value": _int(data.get("value")) or 0, "max": _int(data.get("max")) or 0}
+    """ComfyUI's `progress` data, or a worker's step, reduced to what a bar needs:
+    `{value, max}` and, from a step, the node's `label` and its `number` `of`."""
+    out: dict[str, Any] = {
+        "value": _int(data.get("value")) or 0,
+        "max": _int(data.get("max")) or 0,
+    }
+    if isinstance(data.get("label"), str):
+        out.update(
+            label=str(data["label"])[:80],
+            number=_int(data.get("number")) or 0,
+            of=_int(data.get("of")) or 0,
+        )
+    return out
 
 
 async def job_rows(redis: Redis, job_ids: list[str]) -> dict[str, JobRow]:
@@ -132,7 +145,16 @@ async def finished_ids(redis: Redis) -> list[str]:
 async def config(platform: Platform) -> dict[str, Any]:
     cfg = await platform.queue.config()
     broadcast = await room_reads.broadcast(platform.redis)
-    return {**cfg.model_dump(mode="json"), "broadcast": broadcast or ""}
+    s = platform.settings
+    return {
+        **cfg.model_dump(mode="json"),
+        "broadcast": broadcast or "",
+        # for telling a silent worker from a slow one, and attempts left
+        "heartbeat_seconds": s.heartbeat_seconds,
+        "lease_seconds": s.lease_seconds,
+        "max_attempts": s.max_attempts,
+        "feedback": asdict(await FeedbackBox(platform.redis).summary()),
+    }
 
 
 async def workers(platform: Platform) -> list[dict[str, Any]]:

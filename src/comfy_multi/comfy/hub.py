@@ -34,6 +34,7 @@ PREVIEW_BACKLOG_BYTES = 4 * 1024 * 1024  # previews queued for one socket before
 MAX_TRACKED_RUNS = 10_000
 JOB_EVENTS = frozenset({"queued", "started", "requeued", "updated", "finished"})
 ENDINGS = frozenset({"execution_success", "execution_error", "execution_interrupted"})
+OWN_PREFIX = "comfy_multi."  # the platform's own messages beside ComfyUI's
 PREVIEW_FORMATS = {"image/jpeg": 1, "image/png": 2}  # ComfyUI's type-1 frame formats
 
 Frame = str | bytes
@@ -166,14 +167,20 @@ class Hub:
             self._preview(event.data, event.payload)
         elif kind in JOB_EVENTS:
             self._job_events.put_nowait(event)
+        elif kind == "feedback" and "open" in event.data:
+            self._to_every_page(message("comfy_multi.feedback", {"open": bool(event.data["open"])}))
         elif kind == "broadcast":
             text = message("comfy_multi.broadcast", {"message": str(event.data.get("message", ""))})
-            for conns in self.users.values():
-                for conn in conns.values():
-                    if conn.extras:
-                        conn.send(text)
+            self._to_every_page(text)
         if kind in JOB_EVENTS or kind in ("config", "worker"):
             self.places.poke()
+
+    def _to_every_page(self, text: str) -> None:
+        """To every page whose extension asked for the platform's own messages."""
+        for conns in self.users.values():
+            for conn in conns.values():
+                if conn.extras:
+                    conn.send(text)
 
     async def _lifecycle(self) -> None:
         """Queue changes need a Redis read (the user's queue_remaining): they are
@@ -199,11 +206,14 @@ class Hub:
         user, job_id = str(data.get("user", "")), str(data.get("job_id", ""))
         client_id = data.get("client_id") or None
         run = self._run(job_id, user, client_id)
-        frames = []
+        frames, ours = [], []
         for msg in data.get("messages") or []:
             kind, body = msg.get("type"), msg.get("data")
             if not isinstance(kind, str) or not isinstance(body, dict) or kind == "status":
                 continue  # the gateway sends each user's own status
+            if kind.startswith(OWN_PREFIX):
+                ours.append(message(kind, body))  # only for pages that know our messages
+                continue
             if kind == "executing":
                 if body.get("node") is None:
                     continue  # sent by the gateway once the job is recorded
@@ -211,9 +221,9 @@ class Hub:
             if kind in ENDINGS:
                 run.ended = True
             frames.append(message(kind, body))
-        if frames:
+        if frames or ours:
             for conn in self.targets(user, client_id):
-                for frame in frames:
+                for frame in frames + ours if conn.extras else frames:
                     conn.send(frame)
 
     def _preview(self, data: dict[str, Any], image: bytes) -> None:
@@ -255,10 +265,18 @@ class Hub:
 
     async def _job_event(self, kind: str, job: dict[str, Any]) -> None:
         user, job_id = str(job.get("user", "")), str(job.get("id", ""))
-        run = self.runs.pop(job_id, None) if kind == "finished" else None
+        run = self.runs.pop(job_id, None) if kind in ("finished", "requeued") else None
         conns = self.connections(user)
         if not conns:
             return
+        if kind == "requeued" and run is not None and run.executing and not run.ended:
+            # its GPU was lost: clear the canvas's running outline until it starts again
+            # (the frontend's outline follows progress_state, so no node is running)
+            done = message("executing", {"node": None, "display_node": None, "prompt_id": job_id})
+            idle = message("progress_state", {"prompt_id": job_id, "nodes": {}})
+            for conn in self.targets(user, run.client_id):
+                conn.send(done)
+                conn.send(idle)
         status = message(
             "status",
             {

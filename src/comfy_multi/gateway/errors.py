@@ -10,9 +10,10 @@ from fastapi.exceptions import RequestValidationError
 from redis.exceptions import OutOfMemoryError, RedisError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from comfy_multi.errors import RequestError, StoreFull
+from comfy_multi.services.pages import page
 from comfy_multi.wording import sentence
 
 logger = logging.getLogger(__name__)
@@ -45,8 +46,23 @@ async def validation_error(_: Request, exc: Exception) -> Response:
     return JSONResponse({"error": "invalid_request", "message": message}, status_code=status)
 
 
-async def http_error(_: Request, exc: Exception) -> Response:
+def _wants_page(request: Request) -> bool:
+    """A person's browser navigating here, not a script or the frontend's fetch."""
+    accept = request.headers.get("accept", "")
+    return request.method == "GET" and accept.startswith("text/html")
+
+
+NOTHING_HERE = page(
+    "Nothing here",
+    "<h1>Nothing here</h1><p>There is no page at this address.</p>"
+    '<a class="button" href="/">Go to your workspace</a>',
+)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 404 and _wants_page(request):
+        return HTMLResponse(NOTHING_HERE, status_code=404)
     messages = {
         404: "there is nothing at this address",
         405: "this address does not take that method",

@@ -397,6 +397,15 @@ async def list_workers(_: AdminUser, platform: PlatformDep) -> list[WorkerInfo]:
     return await platform.workers.list()
 
 
+@router.delete("/workers/{name}")
+async def forget_worker(name: str, _: AdminUser, platform: PlatformDep) -> dict[str, Any]:
+    """Forget an offline worker (by id, or every offline one of a token name).
+    Its past jobs stay in the report; a worker that comes back registers anew."""
+    forgotten = await platform.workers.forget_offline(name)
+    await platform.bus.publish({"event": "worker", "worker": {"worker_id": forgotten[0]}})
+    return {"forgotten": forgotten}
+
+
 @router.post("/workers/{worker_id}/drain")
 async def drain_worker(
     worker_id: str, body: DrainChange, _: AdminUser, platform: PlatformDep

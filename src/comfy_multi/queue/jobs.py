@@ -13,10 +13,18 @@ from redis.asyncio import Redis
 
 from comfy_multi.errors import BadRequest, Conflict, JobNotFound, LeaseLost, QueueFull
 from comfy_multi.queue import retention
-from comfy_multi.queue.models import ClaimedJob, InputRef, Job, JobState, QueueConfig, QueueMode
+from comfy_multi.queue.models import (
+    ClaimedJob,
+    InputRef,
+    Job,
+    JobState,
+    QueueConfig,
+    QueueMode,
+)
 from comfy_multi.settings import PRIORITY_CLASSES, Settings
 from comfy_multi.store import keys
 from comfy_multi.store.scripts import Scripts
+from comfy_multi.wire import STEP_MESSAGE
 from comfy_multi.wording import plural
 
 logger = logging.getLogger(__name__)
@@ -180,7 +188,9 @@ class JobQueue:
     ) -> None:
         """Publish a running job's ComfyUI messages to its user (and keep its
         latest progress for pages that open mid-run), or LeaseLost."""
+        # a worker's step summary says more than ComfyUI's own progress
         progress = [m.get("data", {}) for m in messages if m.get("type") == "progress"]
+        progress += [m.get("data", {}) for m in messages if m.get("type") == STEP_MESSAGE]
         result = await self.scripts.relay(
             job_id, token, worker_id, _dumps(messages), _dumps(progress[-1]) if progress else ""
         )

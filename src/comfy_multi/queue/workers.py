@@ -11,7 +11,7 @@ import orjson
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
-from comfy_multi.errors import WorkerIdTaken, WorkerNotFound
+from comfy_multi.errors import Conflict, WorkerIdTaken, WorkerNotFound
 from comfy_multi.settings import Settings
 from comfy_multi.store import keys
 from comfy_multi.wire import Registration
@@ -143,6 +143,37 @@ class WorkerRegistry:
     async def is_draining(self, worker_id: str) -> bool:
         return await self.redis.hget(keys.worker(worker_id), "draining") == "1"
 
+    async def forget_offline(self, name: str) -> list[str]:
+        """Forget the offline workers with this id, started with this name, or
+        joined with this token name; the ids forgotten. Their jobs, and so the
+        report's figures, stay as they were."""
+        cutoff = _now_ms() - self._offline_ms
+        rows = cast(
+            list[tuple[str, float]], await self.redis.zrange(keys.WORKERS, 0, -1, withscores=True)
+        )
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for worker_id, _ in rows:
+                pipe.hget(keys.worker(worker_id), "name")
+            names = await pipe.execute()
+        # a worker's id is the name it started with plus a few random letters
+        matches = [
+            (str(worker_id), seen >= cutoff)
+            for (worker_id, seen), token in zip(rows, names, strict=True)
+            if name in (worker_id, token, str(worker_id).rsplit("-", 1)[0])
+        ]
+        if not matches:
+            raise WorkerNotFound(name)
+        online = [worker_id for worker_id, is_online in matches if is_online]
+        if online:
+            raise Conflict(
+                f"{', '.join(online)} is online; stop it (or drain it) first, "
+                "then forget it once it shows offline"
+            )
+        for worker_id, _ in matches:
+            await self.forget(worker_id)
+        logger.info("forgot worker(s) %s", ", ".join(w for w, _ in matches))
+        return [worker_id for worker_id, _ in matches]
+
     async def forget(self, worker_id: str) -> None:
         """Remove a worker and the object_info only it published."""
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -163,11 +194,14 @@ class WorkerRegistry:
             for worker_id, _ in rows:
                 pipe.hgetall(keys.worker(worker_id))
             records = await pipe.execute()
-        cutoff = _now_ms() - self._offline_ms
+        now = _now_ms()
+        cutoff = now - self._offline_ms
+        # long gone: off the lists by itself (its jobs stay in the report)
+        gone = now - int(self.settings.worker_forget_seconds * 1000)
         out = []
         for (worker_id, seen), raw in zip(rows, records, strict=True):
             h = keys.text_map(raw or {})
-            if not h:
+            if not h or seen < gone:
                 continue
             online = seen >= cutoff
             draining = h.get("draining") == "1"

@@ -36,6 +36,7 @@ TEMPLATES: dict[str, str] = {
     "stats": "stats",  # hash: run_ms_avg (run-time moving average), ...
     "metrics": "metrics",  # hash: /metrics histograms and counters of finished jobs
     "roomclock": "roomclock",  # hash: started_ms, stopped_ms, served_ms (uptime)
+    "feedback": "feedback",  # hash user -> JSON answer {rating, comment, at_ms}
     "job": "job:{}",  # hash: one job
     "pending_all": "pending:{}:all",  # zset job -> seq: FIFO order of one class
     "pending_users": "pending:{}:users",  # zset user -> fair score, one class
@@ -82,6 +83,8 @@ WORKER_DIGESTS = _key("wdigests")
 STATS = _key("stats")
 METRICS = _key("metrics")
 ROOM_CLOCK = _key("roomclock")
+FEEDBACK = _key("feedback")
+FEEDBACK_OPEN = "feedback"  # field of CONFIG: "1" while the instructor asks the room
 
 
 def text_map(raw: dict[Any, Any]) -> dict[str, str]:

@@ -29,7 +29,9 @@ from comfy_multi.worker.outcome import (
 )
 from comfy_multi.worker.outputs import OutputMover
 from comfy_multi.worker.relay import PREVIEW_INTERVAL, Relay
+from comfy_multi.worker.saves import rewrite_saves
 from comfy_multi.worker.socket import Event, Preview
+from comfy_multi.worker.steps import STEP_MESSAGE, StepCounter
 from comfy_multi.worker.stream import EventStream
 
 logger = logging.getLogger(__name__)
@@ -82,6 +84,7 @@ class JobRun:
             preview_interval=preview_interval,
         )
         self.mover = OutputMover(job, channel, comfy)
+        self.steps = StepCounter(job.prompt)
         self._stop: Outcome | None = None
         self._stopped = asyncio.Event()
         self._posting = False  # a POST /prompt is under way
@@ -182,7 +185,7 @@ class JobRun:
             error = exc.body.get("error")
             message = error.get("message") if isinstance(error, dict) else str(exc)
             return Failed(reason("input_rejected", f"ComfyUI refused an input file: {message}"))
-        prompt = rewrite_prompt(self.job.prompt, self.staged)
+        prompt = rewrite_saves(rewrite_prompt(self.job.prompt, self.staged), self.job.user)
         # subscribed before the websocket check: a drop from here on reaches the inbox
         with self.stream.subscribe(self._offer_preview) as subscription:
             await self.stream.wait_connected(SOCKET_WAIT)
@@ -257,6 +260,9 @@ class JobRun:
             data = await self._executed(data)
             self.timings.setdefault("executed_relayed", time.monotonic())
         self.relay.push(kind, data)
+        step = self.steps.note(kind, data)
+        if step is not None:
+            self.relay.push(STEP_MESSAGE, step)
         if kind == "execution_success":
             self._prompt_ended = True
             return Succeeded(self.outputs, self.meta)

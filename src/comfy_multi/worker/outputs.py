@@ -11,6 +11,7 @@ from comfy_multi.worker.channel import Channel
 from comfy_multi.worker.comfyui import ComfyUI
 from comfy_multi.worker.errors import ComfyUIFileMissing, GatewayUnavailable
 from comfy_multi.worker.retry import retrying
+from comfy_multi.worker.saves import own_subfolder
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ class OutputMover:
                 answer = await self._channel.put_output(
                     self._job,
                     filename=filename,
-                    subfolder=subfolder,
+                    subfolder=own_subfolder(subfolder, self._job.user),
                     kind=kind,
                     content=self._comfy.chunks(response),
                     size=size,

@@ -141,6 +141,11 @@ document.addEventListener("click", (ev) => {
   const target = ev.target.closest("button[data-action]");
   if (!target) return;
   const { action, id } = target.dataset;
+  if (action === "forget") {
+    if (!confirm(`Forget the offline worker ${id}? Its past jobs stay in the report.`)) return;
+    act(target, () => api("DELETE", `/workers/${encodeURIComponent(id)}`), `forgot ${id}`);
+    return;
+  }
   if (action === "drain") {
     const drain = target.dataset.drain === "1";
     act(target, () => api("POST", `/workers/${encodeURIComponent(id)}/drain`, { drain }), drain ? `${id} drains` : `${id} takes jobs again`);
@@ -204,6 +209,10 @@ function wireControls() {
   $("#broadcast-clear").addEventListener("click", (ev) => {
     $("#broadcast-text").value = "";
     act(ev.currentTarget, () => api("POST", "/broadcast", { message: "" }), "message cleared");
+  });
+  $("#feedback-toggle").addEventListener("click", (ev) => {
+    const open = !S.config.feedback?.open;
+    act(ev.currentTarget, () => api("PUT", "/feedback/request", { open }), open ? "every page now shows the feedback form" : "the feedback form is hidden; the answers stay");
   });
   $("#pending").addEventListener("scroll", schedule, { passive: true });
   window.addEventListener("resize", schedule);

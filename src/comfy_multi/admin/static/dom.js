@@ -15,10 +15,11 @@ export function setText(node, text) {
   if (node.textContent !== text) node.textContent = text;
 }
 // a cell showing time since `ms`; tick() keeps it current between updates
-export function setSince(node, ms, suffix = "") {
+export function setSince(node, ms, suffix = "", prefix = "") {
   node.dataset.since = ms || "";
   node.dataset.suffix = suffix;
-  setText(node, ms ? `${ago(ms)}${suffix}` : "–");
+  node.dataset.prefix = prefix;
+  setText(node, ms ? `${prefix}${ago(ms)}${suffix}` : "–");
 }
 
 // keyed rows: an element per id is kept and updated, so an open <select>

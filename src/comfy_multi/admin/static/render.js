@@ -53,6 +53,24 @@ function renderHeader() {
   banner.hidden = !S.config.broadcast;
   setText(banner, S.config.broadcast ? `Shown to everyone: “${S.config.broadcast}”` : "");
   if (S.me) $("#my-workspace").href = `/u/${encodeURIComponent(S.me.name)}/`;
+  renderFeedback();
+}
+
+function renderFeedback() {
+  const f = S.config.feedback || { open: false, answers: 0, average: null };
+  setText($("#feedback-toggle"), f.open ? "Stop asking for feedback" : "Ask the room for feedback");
+  const count = `${f.answers} answer${f.answers === 1 ? "" : "s"}`;
+  const average = f.average == null ? "" : `, average ${f.average.toFixed(1)} of 5`;
+  setText($("#feedback-summary"), `${f.open ? "Asking now · " : ""}${count}${average} (in the report)`);
+}
+
+// a worker whose heartbeats are this overdue has gone silent (queue/liveness.py,
+// plus the second the dashboard may wait for its next read of the workers)
+const silentAfterMs = () => (S.config.heartbeat_seconds || 2) * 2000 + 2000;
+const stepSeen = new Map(); // job id -> {label, since}: when the job reached its node
+
+function attemptText(attempt) {
+  return `attempt ${attempt} of ${S.config.max_attempts || "?"}`;
 }
 
 function renderRunning() {
@@ -60,13 +78,16 @@ function renderRunning() {
   setText($("#running-count"), S.running.length ? `(${S.running.length})` : "");
   $("#running-empty").hidden = S.running.length > 0;
   $("#running-wrap").hidden = S.running.length === 0;
+  const workers = new Map(S.workers.map((w) => [w.worker_id, w]));
+  for (const id of stepSeen.keys()) if (!S.running.includes(id)) stepSeen.delete(id);
   syncRows(
     tbody,
     S.running.filter((id) => S.jobs.has(id)),
     (id) => {
       const tr = cells(el("tr"), 7);
       tr.cells[1].className = "id hide-sm";
-      tr.cells[3].appendChild(el("div", "bar")).append(el("i"), el("b"));
+      tr.cells[3].append(el("div", "bar"), el("div", "step"));
+      tr.cells[3].firstChild.append(el("i"), el("b"));
       tr.cells[5].className = "hide-sm";
       tr.cells[6].className = "actions";
       tr.cells[6].appendChild(button("✕", "cancel", id, "btn btn-icon btn-danger", "cancel"));
@@ -79,12 +100,33 @@ function renderRunning() {
       setText(c[1], short(id));
       c[1].title = id;
       setText(c[2], j.worker || "–");
-      const p = S.progress.get(id);
-      const pct = p && p.max ? Math.round((100 * p.value) / p.max) : 0;
-      c[3].firstChild.firstChild.style.width = `${pct}%`;
-      setText(c[3].firstChild.lastChild, p && p.max ? `${p.value}/${p.max}` : "starting");
+      const w = workers.get(j.worker);
+      const silent = !!(w && w.last_seen_ms && now() - w.last_seen_ms > silentAfterMs());
+      const p = S.progress.get(id) || {};
+      const [bar, step] = c[3].children;
+      let pct = 0;
+      let label = j.attempts > 1 ? "restarting" : "starting";
+      if (p.max) [pct, label] = [(100 * p.value) / p.max, `${p.value}/${p.max}`];
+      else if (p.of) [pct, label] = [(100 * (p.number - 1)) / p.of, `node ${p.number}/${p.of}`];
+      if (silent) label = "silent";
+      bar.firstChild.style.width = `${Math.round(pct)}%`;
+      setText(bar.lastChild, label);
+      tr.classList.toggle("lost", silent);
+      if (silent) {
+        // no heartbeat: the worker died or lost its network; the lease decides
+        setSince(step, w.last_seen_ms, " · job will restart", "worker silent for ");
+      } else if (p.label) {
+        const seen = stepSeen.get(id);
+        if (!seen || seen.label !== `${p.label}#${p.number}`) {
+          stepSeen.set(id, { label: `${p.label}#${p.number}`, since: now() });
+        }
+        setSince(step, stepSeen.get(id).since, "", `${p.label} · `);
+      } else {
+        setSince(step, null);
+        setText(step, j.attempts > 1 ? `restarting: ${attemptText(j.attempts)}` : "");
+      }
       setSince(c[4], j.started_ms);
-      setText(c[5], String(j.attempts));
+      setText(c[5], `${j.attempts} of ${S.config.max_attempts || "?"}`);
     },
   );
 }
@@ -131,7 +173,10 @@ function updatePendingRow(row, id, index) {
   const j = S.jobs.get(id);
   const c = row.children;
   setText(c[0], String(index + 1));
-  setText(c[1], j ? j.user : "…");
+  // a job whose worker was lost waits at its old place to run again
+  const restarting = !!(j && j.attempts > 0);
+  setText(c[1], j ? j.user + (restarting ? ` · restarting: ${attemptText(j.attempts + 1)}` : "") : "…");
+  c[1].className = restarting ? "user restarting" : "user";
   setText(c[2], short(id));
   c[2].title = id;
   const select = c[3].firstChild;
@@ -236,7 +281,10 @@ function renderWorkers() {
       const tr = cells(el("tr"), 6);
       tr.cells[0].append(el("b"), el("span", "caps"));
       tr.cells[5].className = "actions";
-      tr.cells[5].appendChild(button("", "drain", id, "btn"));
+      tr.cells[5].append(
+        button("", "drain", id, "btn"),
+        button("Forget", "forget", id, "btn btn-quiet btn-danger", "remove this offline worker from the list"),
+      );
       return tr;
     },
     (tr, id) => {
@@ -255,6 +303,8 @@ function renderWorkers() {
       setText(b, w.draining ? "Undrain" : "Drain");
       b.dataset.drain = w.draining ? "0" : "1";
       b.title = w.draining ? "take jobs again" : "finish the current job, take no more";
+      b.hidden = !w.online;
+      c[5].lastChild.hidden = w.online;
     },
   );
 }
@@ -324,6 +374,6 @@ function renderRoom() {
 export function tick() {
   for (const node of document.querySelectorAll("[data-since]")) {
     const since = Number(node.dataset.since);
-    if (since) setText(node, `${ago(since)}${node.dataset.suffix || ""}`);
+    if (since) setText(node, `${node.dataset.prefix || ""}${ago(since)}${node.dataset.suffix || ""}`);
   }
 }
