@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from comfy_multi.errors import BadRequest, Conflict, NotFound, TooLarge, WorkerNotFound
 from comfy_multi.queue.models import ClaimedJob
 from comfy_multi.queue.workers import Registration
+from comfy_multi.services import outputs as output_rules
 from comfy_multi.services.auth import PlatformDep, WorkerName
 
 logger = logging.getLogger(__name__)
@@ -197,7 +198,14 @@ async def post_events(
     _: WorkerName,
     platform: PlatformDep,
 ) -> Response:
-    await platform.queue.relay(job_id, token, worker_id, body.events)
+    # host paths (VHS's fullpath) stop here, before anything reaches a participant
+    events = [
+        {**e, "data": output_rules.scrub_event(str(e.get("type")), e["data"])}
+        if isinstance(e.get("data"), dict)
+        else e
+        for e in body.events
+    ]
+    await platform.queue.relay(job_id, token, worker_id, events)
     return Response(status_code=204)
 
 
@@ -267,7 +275,8 @@ async def complete(
     _: WorkerName,
     platform: PlatformDep,
 ) -> Response:
-    await platform.queue.complete(job_id, token, worker_id, body.outputs, body.meta)
+    outputs = output_rules.scrub_outputs(body.outputs)
+    await platform.queue.complete(job_id, token, worker_id, outputs, body.meta)
     return Response(status_code=204)
 
 

@@ -41,6 +41,7 @@ RELAYED = frozenset(
         "executing",
         "progress",
         "progress_state",
+        "progress_text",
         "executed",
         "execution_success",
         "execution_error",
