@@ -16,17 +16,19 @@ import json
 import mimetypes
 from functools import cache
 from pathlib import Path
+from urllib.parse import quote
 
 import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
 from comfy_multi.comfy import bundle
+from comfy_multi.comfy.access import Participant
 from comfy_multi.comfy.state import State
 from comfy_multi.comfy.userdir import EXAMPLES, WORKSHOP
 from comfy_multi.errors import NotFound
-from comfy_multi.services import pages
-from comfy_multi.services.auth import signed_in
+from comfy_multi.services import media, pages
+from comfy_multi.services.auth import PlatformDep, signed_in
 
 router = APIRouter()
 
@@ -103,6 +105,22 @@ async def own_extension(name: str, file: str) -> Response:
     if not path.is_file():
         raise NotFound(f"no extension file {file!r}")
     return FileResponse(path, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/u/{name}/extensions/{path:path}")
+async def worker_extension(name: str, path: str, _: Participant, platform: PlatformDep) -> Response:
+    """A custom node's web file, as the workers' ComfyUI serves it."""
+    merged = await platform.extensions.merged()
+    # ComfyUI lists a custom node's folder URL-quoted; the route gets it decoded
+    sha = merged.get(f"/extensions/{path}") or merged.get(f"/extensions/{quote(path)}")
+    if sha is None:
+        raise NotFound(f"no extension file {path!r}")
+    return FileResponse(
+        platform.extension_files.find(sha),
+        media_type=media.content_type(path) if not path.endswith(".js") else "text/javascript",
+        # the page asks again on each load; the ETag makes that a 304
+        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 @router.get("/u/{name}/{path:path}")

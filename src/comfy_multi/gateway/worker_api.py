@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from comfy_multi.errors import BadRequest, Conflict, NotFound, TooLarge, WorkerNotFound
 from comfy_multi.queue.models import ClaimedJob
 from comfy_multi.queue.workers import Registration
+from comfy_multi.services import extensions as web_extensions
 from comfy_multi.services import outputs as output_rules
 from comfy_multi.services.auth import PlatformDep, WorkerName
 
@@ -106,6 +107,45 @@ async def put_object_info(
     if not isinstance(parsed, dict):
         raise BadRequest("object_info must be a JSON object of node definitions")
     await platform.workers.store_object_info(digest, body)
+    return Response(status_code=204)
+
+
+class ExtensionSet(Strict):
+    worker_id: str = Field(min_length=1, max_length=100)
+    files: dict[str, Any] = Field(default_factory=dict)
+
+
+@router.post("/extensions")
+async def post_extensions(
+    body: ExtensionSet, _: WorkerName, platform: PlatformDep
+) -> dict[str, Any]:
+    """A worker's web extension set, `{url path: {sha256, size}}`: the files the
+    gateway still lacks come back as `missing`; once none are, the set is the
+    worker's and its participants' pages load it."""
+    if not await platform.workers.seen(body.worker_id):
+        raise WorkerNotFound(body.worker_id)
+    checked = web_extensions.check_manifest(body.files)
+    manifest = {path: sha for path, (sha, _size) in checked.items()}
+    digest = web_extensions.manifest_digest(manifest)
+    if await platform.extensions.known(digest):
+        missing: list[str] = []
+    else:
+        missing = platform.extension_files.missing(set(manifest.values()))
+        if not missing:
+            await platform.extensions.store(digest, manifest)
+    if not missing:
+        await platform.extensions.publish(body.worker_id, digest)
+        logger.info(
+            "worker %s serves %d extension files (%s)", body.worker_id, len(manifest), digest[:12]
+        )
+    return {"digest": digest, "missing": missing}
+
+
+@router.put("/extensions/files/{sha256}", status_code=204)
+async def put_extension_file(
+    sha256: str, request: Request, _: WorkerName, platform: PlatformDep
+) -> Response:
+    await platform.extension_files.write(sha256, request.stream())
     return Response(status_code=204)
 
 
