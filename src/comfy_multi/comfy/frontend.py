@@ -27,7 +27,7 @@ from comfy_multi.comfy.access import Participant
 from comfy_multi.comfy.state import State
 from comfy_multi.comfy.userdir import EXAMPLES, WORKSHOP
 from comfy_multi.errors import NotFound
-from comfy_multi.services import media, pages
+from comfy_multi.services import media, pages, templates
 from comfy_multi.services.auth import PlatformDep, signed_in
 
 router = APIRouter()
@@ -89,14 +89,41 @@ async def user_css(name: str) -> Response:
 
 
 @router.get("/u/{name}/templates/{file}")
-async def templates(name: str, file: str) -> Response:
-    # ComfyUI's template gallery comes from a separate package the room does
-    # not ship; an empty index keeps the dialog empty instead of broken
-    if file == "index.json":
-        return Response(b"[]", media_type="application/json")
-    if file == "index_logo.json":
-        return Response(b"{}", media_type="application/json")
-    raise NotFound(f"no template {file!r}")
+async def template(name: str, file: str, _: Participant, state: State) -> Response:
+    """ComfyUI's template gallery (/templates, static in ComfyUI): upstream's
+    templates this room can run, after the workshop's own workflows."""
+    if templates.is_index(file):
+        merged = await state.platform.workers.merged_object_info()
+        workshop = workshop_workflows(state)
+        body = await anyio.to_thread.run_sync(
+            templates.room_index, file, merged, [(n, t) for n, t, _ in workshop]
+        )
+        return Response(json.dumps(body), media_type="application/json")
+    if file.startswith(templates.WORKSHOP_PREFIX) and file.endswith(".json"):
+        wanted = file.removesuffix(".json")
+        for template_name, _title, path in workshop_workflows(state):
+            if template_name == wanted:
+                return FileResponse(path, media_type="application/json")
+        raise NotFound(f"no workshop workflow {file!r}")
+    if file.startswith(templates.WORKSHOP_PREFIX) and file.endswith(".webp"):
+        # workshop workflows have no thumbnail of their own: a plain card
+        return Response(templates.placeholder_thumbnail(), media_type="image/webp")
+    found = templates.template_file(file)
+    if found is None and file == "index_logo.json":
+        return Response(b"{}", media_type="application/json")  # newer packages ship logos
+    if found is None:
+        raise NotFound(f"no template file {file!r}")
+    return FileResponse(found, media_type=media.content_type(found.name))
+
+
+def workshop_workflows(state: State) -> list[tuple[str, str, Path]]:
+    """(template name, title, file) of the workflows a new page opens with."""
+    folder = next(s for s in state.dirs.shared if s.name == start_folder(state))
+    return [
+        (f"{templates.WORKSHOP_PREFIX}{path.stem}", path.stem, path)
+        for path in sorted(folder.path.glob("*.json"))
+        if path.is_file()
+    ]
 
 
 @router.get("/u/{name}/extensions/comfy_multi/{file}")
