@@ -131,7 +131,30 @@ def check_links(workflow: dict[str, Any], info: dict[str, Any]) -> list[str]:
     return problems
 
 
+def check_api(prompt: dict[str, Any], info: dict[str, Any], models: set[str]) -> list[str]:
+    """An API-format workflow: literal inputs by name, links to existing nodes."""
+    problems: list[str] = []
+    for node_id, node in prompt.items():
+        definition = info.get(node["class_type"])
+        if definition is None:
+            problems.append(f"node {node_id} {node['class_type']}: no such node in ComfyUI")
+            continue
+        specs = {name: spec for name, spec, _ in _inputs(definition)}
+        for name, value in node["inputs"].items():
+            spec = specs.get(name)
+            if spec is None:
+                problems.append(f"node {node_id}: no input {name}")
+            elif isinstance(value, list):
+                if str(value[0]) not in prompt:
+                    problems.append(f"node {node_id}: {name} links to missing node {value[0]}")
+            elif (problem := _value_problem(name, spec, value, models)) is not None:
+                problems.append(f"node {node_id}: {problem}")
+    return problems
+
+
 def check(workflow: dict[str, Any], info: dict[str, Any], models: set[str]) -> list[str]:
+    if "nodes" not in workflow:
+        return check_api(workflow, info, models)
     problems: list[str] = []
     for node in workflow["nodes"]:
         definition = info.get(node["type"])
