@@ -205,7 +205,28 @@ class Route(BaseModel):
     leased: bool = False  # sends X-Lease-Token
 
 
+class ExtensionSet(Message):
+    """The web extension files the worker's ComfyUI serves: `{url path: {sha256, size}}`."""
+
+    worker_id: str = Field(min_length=1, max_length=100, pattern=WORKER_ID_PATTERN)
+    files: dict[str, Any] = Field(default_factory=dict)
+
+
+class ExtensionsAnswer(Answer):
+    """The set's digest and the files (by sha256) the gateway still lacks."""
+
+    digest: str
+    missing: list[str]
+
+
+class WhoAmI(Answer):
+    """The worker token's name: a worker started without --name is called after it."""
+
+    name: str
+
+
 ROUTES: tuple[Route, ...] = (
+    Route(method="GET", path="/whoami", request="-", answer="WhoAmI"),
     Route(method="POST", path="/register", request="Registration", answer="Registered"),
     Route(
         method="PUT",
@@ -213,6 +234,8 @@ ROUTES: tuple[Route, ...] = (
         request="ObjectInfoQuery + JSON body (gzip accepted)",
         answer="204",
     ),
+    Route(method="POST", path="/extensions", request="ExtensionSet", answer="ExtensionsAnswer"),
+    Route(method="PUT", path="/extensions/files/{sha256}", request="file bytes", answer="204"),
     Route(method="POST", path="/claim", request="ClaimRequest", answer="ClaimedJob | 204"),
     Route(method="POST", path="/heartbeat", request="Heartbeat", answer="HeartbeatAnswer"),
     Route(
@@ -251,8 +274,11 @@ ROUTES: tuple[Route, ...] = (
 )
 
 MODELS: tuple[type[BaseModel], ...] = (
+    WhoAmI,
     Registration,
     Registered,
+    ExtensionSet,
+    ExtensionsAnswer,
     ObjectInfoQuery,
     ClaimRequest,
     ClaimedJob,

@@ -58,13 +58,17 @@ class Proc:
         return self.log.read_text(errors="replace")[-4000:]
 
 
-def start_standin(data_dir: Path, log: Path) -> Proc:
+CUSTOM_NODES = ROOT / "tests" / "comfyui_custom_nodes"
+
+
+def start_standin(data_dir: Path, log: Path, *, custom_nodes: Path | None = None) -> Proc:
     """`python -m tests.comfyui_standin`, ready when it prints its URL."""
+    extra = ["--custom-nodes", str(custom_nodes)] if custom_nodes else []
     data_dir.mkdir(parents=True, exist_ok=True)
     ready = log.with_suffix(".stdout")
     with ready.open("wb") as out, log.open("ab") as err:
         proc = subprocess.Popen(
-            [*STANDIN, "--data-dir", str(data_dir), "--speed", "0"],
+            [*STANDIN, "--data-dir", str(data_dir), "--speed", "0", *extra],
             cwd=ROOT,
             stdout=out,
             stderr=err,

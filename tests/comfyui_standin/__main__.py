@@ -27,6 +27,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_SPEED,
         help="seconds each stock node waits before it runs (0 for none)",
     )
+    parser.add_argument(
+        "--custom-nodes",
+        default=None,
+        help="a folder of custom node packages to load, as ComfyUI's custom_nodes",
+    )
     return parser.parse_args(argv)
 
 
@@ -38,6 +43,7 @@ async def main(args: argparse.Namespace) -> None:
         port=args.port,
         max_upload_mb=args.max_upload_size,
         speed=args.speed,
+        custom_nodes=args.custom_nodes,
     )
     sys.stdout.write(f"STANDIN_READY {running.url}\n")
     sys.stdout.flush()

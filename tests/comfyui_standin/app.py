@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from .custom_nodes import CustomNodes
 from .executor import Executor
 from .hub import Hub, websocket_endpoint
 from .node_base import Registry
@@ -36,9 +37,14 @@ class Standin:
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB
     speed: float = DEFAULT_SPEED
     registry: Registry = field(default_factory=Registry)
+    custom_nodes_dir: Path | None = None
 
     def __post_init__(self) -> None:
         self.registry.add(*IMAGE_NODES, *SAVE_NODES, *STANDIN_NODES)
+        self.custom = CustomNodes()
+        if self.custom_nodes_dir is not None:
+            self.custom.load(self.custom_nodes_dir)
+            self.registry.add(*self.custom.nodes)
         self.hub = Hub(self.features)
         self.queue = PromptQueue(self._queue_changed)
         self.executor = Executor(self.registry, self.dirs, self.hub, self.queue, self.speed)
@@ -74,12 +80,18 @@ def create_app(
     *,
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
     speed: float = DEFAULT_SPEED,
+    custom_nodes: str | Path | None = None,
 ) -> Starlette:
     """A ComfyUI stand-in whose input, output and temp folders live in `data_dir`.
 
     The app's `state.standin` is the `Standin` behind it.
     """
-    standin = Standin(Dirs(Path(data_dir).resolve()), max_upload_mb=max_upload_mb, speed=speed)
+    standin = Standin(
+        Dirs(Path(data_dir).resolve()),
+        max_upload_mb=max_upload_mb,
+        speed=speed,
+        custom_nodes_dir=Path(custom_nodes) if custom_nodes else None,
+    )
     standin.dirs.prepare()
     api = Api(standin)
 

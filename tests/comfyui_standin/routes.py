@@ -77,6 +77,16 @@ class Api:
             return Response(status_code=404)
         return JSONResponse([])
 
+    async def extensions(self, request: Request) -> Response:
+        return JSONResponse(self.s.custom.extension_paths())
+
+    async def extension_file(self, request: Request) -> Response:
+        found = self.s.custom.web_file(request.path_params["name"], request.path_params["rest"])
+        if found is None:
+            return Response(status_code=404)
+        kind = "application/javascript" if found.suffix == ".js" else "application/octet-stream"
+        return Response(found.read_bytes(), media_type=kind)
+
     async def not_found(self, request: Request) -> Response:
         return Response(status_code=404)
 
@@ -226,7 +236,8 @@ class Api:
             ("GET", "/object_info", self.object_info),
             ("GET", "/object_info/{node_class}", self.object_info_node),
             ("GET", "/embeddings", self.empty_list),
-            ("GET", "/extensions", self.empty_list),
+            ("GET", "/extensions", self.extensions),
+            ("GET", "/extensions/{name}/{rest:path}", self.extension_file),
             ("GET", "/models", self.models),
             ("GET", "/models/{folder}", self.models_folder),
             ("GET", "/view_metadata/{folder}", self.not_found),

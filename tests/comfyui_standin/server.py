@@ -57,9 +57,10 @@ async def start(
     port: int = 0,
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
     speed: float = DEFAULT_SPEED,
+    custom_nodes: str | Path | None = None,
 ) -> RunningStandin:
     """Start serving; returns once uvicorn listens (port 0 picks a free port)."""
-    app = create_app(data_dir, max_upload_mb=max_upload_mb, speed=speed)
+    app = create_app(data_dir, max_upload_mb=max_upload_mb, speed=speed, custom_nodes=custom_nodes)
     config = uvicorn.Config(
         app, log_level="warning", access_log=False, lifespan="on", ws="websockets-sansio"
     )
@@ -90,9 +91,17 @@ async def serve(
     port: int = 0,
     max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
     speed: float = DEFAULT_SPEED,
+    custom_nodes: str | Path | None = None,
 ) -> AsyncIterator[RunningStandin]:
     """Run a stand-in in this event loop for the duration of the block."""
-    running = await start(data_dir, host=host, port=port, max_upload_mb=max_upload_mb, speed=speed)
+    running = await start(
+        data_dir,
+        host=host,
+        port=port,
+        max_upload_mb=max_upload_mb,
+        speed=speed,
+        custom_nodes=custom_nodes,
+    )
     try:
         yield running
     finally:

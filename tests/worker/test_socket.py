@@ -1,7 +1,7 @@
 import json
 import struct
 
-from comfy_multi.worker.socket import parse_binary
+from comfy_multi.worker.socket import Event, parse_binary
 
 
 def test_type_1_preview_carries_its_format() -> None:
@@ -24,7 +24,14 @@ def test_type_4_preview_carries_metadata() -> None:
     assert preview.content_type == "image/jpeg"
 
 
+def test_type_3_text_becomes_a_progress_text_event() -> None:
+    text = parse_binary(struct.pack(">II", 3, 2) + b"12" + "caf\u00e9".encode())
+    assert text == Event("progress_text", {"node": "12", "text": "caf\u00e9"})
+    # a node id longer than the frame is not a text frame
+    assert parse_binary(struct.pack(">II", 3, 99) + b"12") is None
+
+
 def test_other_frames_are_ignored() -> None:
     assert parse_binary(b"\x00\x00") is None
-    assert parse_binary(struct.pack(">II", 3, 1) + b"1text") is None
+    assert parse_binary(struct.pack(">II", 2, 1) + b"1text") is None
     assert parse_binary(struct.pack(">II", 4, 50) + b"{not json") is None

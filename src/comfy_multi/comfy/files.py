@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import mimetypes
 import secrets
 from pathlib import Path
 from typing import Any
@@ -40,6 +39,13 @@ router = APIRouter()
 UPLOAD_KINDS = (media.IMAGE, media.VIDEO, media.AUDIO)
 # served files come from participants: never let a browser run them as a page
 SAFE_HEADERS = {"X-Content-Type-Options": "nosniff", "Content-Security-Policy": "sandbox"}
+# A finished output never changes under its name (a new one gets `name_1.ext`),
+# so browsers may keep it; inputs can be overwritten, so they revalidate.
+CACHE_CONTROL = {
+    "output": "private, max-age=86400",
+    "temp": "private, max-age=3600",
+    "input": "private, no-cache",
+}
 
 
 def _locate(platform: Platform, user: str, filename: str, kind: str | None, subfolder: str) -> Path:
@@ -136,11 +142,33 @@ async def view(request: Request, user: Participant, platform: PlatformDep) -> Re
             raise BadRequest("that file is not an image that can be previewed") from None
         if body is not None:
             return Response(body, media_type=content_type, headers=SAFE_HEADERS)
-    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    content_type = media.content_type(path.name)
     if media.is_svg_or_script(content_type):
         content_type = "application/octet-stream"
-    headers = {**SAFE_HEADERS, "Content-Disposition": f'filename="{path.name}"'}
-    return FileResponse(path, media_type=content_type, headers=headers)
+    headers = {
+        **SAFE_HEADERS,
+        "Content-Disposition": f'filename="{path.name}"',
+        "Cache-Control": CACHE_CONTROL.get(q.get("type") or "output", "private, no-cache"),
+    }
+    # FileResponse answers Range (206, Content-Range, 416) and If-Range and
+    # streams the file in chunks; a matching ETag needs no body at all.
+    response = FileResponse(path, media_type=content_type, headers=headers, stat_result=path.stat())
+    if _not_modified(request, response):
+        return Response(status_code=304, headers=_revalidation_headers(response))
+    return response
+
+
+def _not_modified(request: Request, response: FileResponse) -> bool:
+    wanted = request.headers.get("if-none-match")
+    if not wanted:
+        return False
+    etag = response.headers["etag"]
+    return any(tag.strip().removeprefix("W/") in (etag, "*") for tag in wanted.split(","))
+
+
+def _revalidation_headers(response: FileResponse) -> dict[str, str]:
+    keep = ("etag", "last-modified", "cache-control", "content-disposition")
+    return {k: v for k, v in response.headers.items() if k in keep}
 
 
 def _same_content(a: Path, b: Path) -> bool:

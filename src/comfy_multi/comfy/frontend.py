@@ -16,17 +16,19 @@ import json
 import mimetypes
 from functools import cache
 from pathlib import Path
+from urllib.parse import quote
 
 import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 
 from comfy_multi.comfy import bundle
+from comfy_multi.comfy.access import Participant
 from comfy_multi.comfy.state import State
 from comfy_multi.comfy.userdir import EXAMPLES, WORKSHOP
 from comfy_multi.errors import NotFound
-from comfy_multi.services import pages
-from comfy_multi.services.auth import signed_in
+from comfy_multi.services import media, pages, templates
+from comfy_multi.services.auth import PlatformDep, signed_in
 
 router = APIRouter()
 
@@ -87,14 +89,41 @@ async def user_css(name: str) -> Response:
 
 
 @router.get("/u/{name}/templates/{file}")
-async def templates(name: str, file: str) -> Response:
-    # ComfyUI's template gallery comes from a separate package the room does
-    # not ship; an empty index keeps the dialog empty instead of broken
-    if file == "index.json":
-        return Response(b"[]", media_type="application/json")
-    if file == "index_logo.json":
-        return Response(b"{}", media_type="application/json")
-    raise NotFound(f"no template {file!r}")
+async def template(name: str, file: str, _: Participant, state: State) -> Response:
+    """ComfyUI's template gallery (/templates, static in ComfyUI): upstream's
+    templates this room can run, after the workshop's own workflows."""
+    if templates.is_index(file):
+        merged = await state.platform.workers.merged_object_info()
+        workshop = workshop_workflows(state)
+        body = await anyio.to_thread.run_sync(
+            templates.room_index, file, merged, [(n, t) for n, t, _ in workshop]
+        )
+        return Response(json.dumps(body), media_type="application/json")
+    if file.startswith(templates.WORKSHOP_PREFIX) and file.endswith(".json"):
+        wanted = file.removesuffix(".json")
+        for template_name, _title, path in workshop_workflows(state):
+            if template_name == wanted:
+                return FileResponse(path, media_type="application/json")
+        raise NotFound(f"no workshop workflow {file!r}")
+    if file.startswith(templates.WORKSHOP_PREFIX) and file.endswith(".webp"):
+        # workshop workflows have no thumbnail of their own: a plain card
+        return Response(templates.placeholder_thumbnail(), media_type="image/webp")
+    found = templates.template_file(file)
+    if found is None and file == "index_logo.json":
+        return Response(b"{}", media_type="application/json")  # newer packages ship logos
+    if found is None:
+        raise NotFound(f"no template file {file!r}")
+    return FileResponse(found, media_type=media.content_type(found.name))
+
+
+def workshop_workflows(state: State) -> list[tuple[str, str, Path]]:
+    """(template name, title, file) of the workflows a new page opens with."""
+    folder = next(s for s in state.dirs.shared if s.name == start_folder(state))
+    return [
+        (f"{templates.WORKSHOP_PREFIX}{path.stem}", path.stem, path)
+        for path in sorted(folder.path.glob("*.json"))
+        if path.is_file()
+    ]
 
 
 @router.get("/u/{name}/extensions/comfy_multi/{file}")
@@ -103,6 +132,22 @@ async def own_extension(name: str, file: str) -> Response:
     if not path.is_file():
         raise NotFound(f"no extension file {file!r}")
     return FileResponse(path, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/u/{name}/extensions/{path:path}")
+async def worker_extension(name: str, path: str, _: Participant, platform: PlatformDep) -> Response:
+    """A custom node's web file, as the workers' ComfyUI serves it."""
+    merged = await platform.extensions.merged()
+    # ComfyUI lists a custom node's folder URL-quoted; the route gets it decoded
+    sha = merged.get(f"/extensions/{path}") or merged.get(f"/extensions/{quote(path)}")
+    if sha is None:
+        raise NotFound(f"no extension file {path!r}")
+    return FileResponse(
+        platform.extension_files.find(sha),
+        media_type=media.content_type(path) if not path.endswith(".js") else "text/javascript",
+        # the page asks again on each load; the ETag makes that a 304
+        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+    )
 
 
 @router.get("/u/{name}/{path:path}")

@@ -206,7 +206,8 @@ class Hub:
         user, job_id = str(data.get("user", "")), str(data.get("job_id", ""))
         client_id = data.get("client_id") or None
         run = self._run(job_id, user, client_id)
-        frames, ours = [], []
+        frames: list[Frame] = []
+        ours: list[Frame] = []
         for msg in data.get("messages") or []:
             kind, body = msg.get("type"), msg.get("data")
             if not isinstance(kind, str) or not isinstance(body, dict) or kind == "status":
@@ -220,7 +221,7 @@ class Hub:
                 run.executing = body
             if kind in ENDINGS:
                 run.ended = True
-            frames.append(message(kind, body))
+            frames.append(text_frame(body) if kind == "progress_text" else message(kind, body))
         if frames or ours:
             for conn in self.targets(user, client_id):
                 for frame in frames + ours if conn.extras else frames:
@@ -301,6 +302,14 @@ class Hub:
             done = message("executing", {"node": None, "display_node": None, "prompt_id": job_id})
             for conn in targets:
                 conn.send(done)
+
+
+def text_frame(body: dict[str, Any]) -> bytes:
+    """ComfyUI's binary type-3 frame: a node's progress text (the server does not
+    announce supports_progress_text_metadata, so no prompt_id block)."""
+    node = str(body.get("node", "")).encode()
+    text = str(body.get("text", "")).encode()
+    return struct.pack(">II", 3, len(node)) + node + text
 
 
 def _ending(job: dict[str, Any], run: Run | None) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from comfy_multi.queue.models import Job, JobState
+from comfy_multi.services import outputs as output_rules
 
 STATUS = {
     JobState.PENDING: "pending",
@@ -20,7 +21,6 @@ STATUS = {
     JobState.CANCELLED: "cancelled",
 }
 ALL_STATUSES = ("pending", "in_progress", "completed", "failed", "cancelled")
-PREVIEWABLE = ("images", "video", "audio")
 FILE_TYPES = ("input", "output", "temp")
 # ComfyUI keeps the participant's comfy.org credentials out of queue and history
 PRIVATE_EXTRA = ("auth_token_comfy_org", "api_key_comfy_org")
@@ -48,29 +48,28 @@ def workflow_id(job: Job) -> str | None:
 
 
 def outputs_summary(outputs: dict[str, Any]) -> tuple[int, int, dict[str, Any] | None]:
-    """(count, previewable count, preview item): ComfyUI prefers an `output`
-    file for the preview, else the first temp one."""
-    count = previewable = 0
+    """(count, previewable count, preview item). Previewable follows the
+    frontend's rule (services.outputs); ComfyUI prefers an `output` file for
+    the preview, else the first temp one."""
+    count = sum(
+        len(items)
+        for node_outputs in outputs.values()
+        if isinstance(node_outputs, dict)
+        for media_type, items in node_outputs.items()
+        if media_type != "animated" and isinstance(items, list)
+    )
+    previewable = 0
     preview: dict[str, Any] | None = None
     fallback: dict[str, Any] | None = None
-    for node_id, node_outputs in outputs.items():
-        if not isinstance(node_outputs, dict):
+    for node_id, media_type, item in output_rules.file_items(outputs):
+        if not output_rules.is_previewable(media_type, item):
             continue
-        for media_type, items in node_outputs.items():
-            if media_type == "animated" or not isinstance(items, list):
-                continue
-            for item in items:
-                count += 1
-                if media_type not in PREVIEWABLE or not isinstance(item, dict):
-                    continue
-                if item.get("type", "output") not in FILE_TYPES or not item.get("filename"):
-                    continue
-                previewable += 1
-                enriched = {**item, "nodeId": str(node_id), "mediaType": media_type}
-                if preview is None and item.get("type") == "output":
-                    preview = enriched
-                elif fallback is None:
-                    fallback = enriched
+        previewable += 1
+        enriched = {"subfolder": "", **item, "nodeId": node_id, "mediaType": media_type}
+        if preview is None and item.get("type") == "output":
+            preview = enriched
+        elif fallback is None:
+            fallback = enriched
     return count, previewable, preview or fallback
 
 

@@ -95,8 +95,10 @@ async def system_stats(_: Participant, platform: PlatformDep) -> dict[str, Any]:
 
 
 @router.get("/extensions")
-async def extensions(_: Participant) -> list[str]:
-    return [EXTENSION]
+async def extensions(_: Participant, platform: PlatformDep) -> list[str]:
+    """Ours, then every custom node's web extension the workers' ComfyUI serves."""
+    from_workers = await platform.extensions.merged()
+    return [EXTENSION, *sorted(p for p in from_workers if p.endswith(".js"))]
 
 
 @router.get("/users")

@@ -15,6 +15,8 @@ from fastapi.responses import FileResponse
 from comfy_multi import wire
 from comfy_multi.errors import BadRequest, Conflict, NotFound, TooLarge, WorkerNotFound
 from comfy_multi.gateway.unpack import gunzip, off_loop
+from comfy_multi.services import extensions as web_extensions
+from comfy_multi.services import outputs as output_rules
 from comfy_multi.services.auth import PlatformDep, WorkerName
 
 logger = logging.getLogger(__name__)
@@ -30,9 +32,9 @@ OutputQuery = Annotated[wire.OutputQuery, Query()]
 
 
 @router.get("/whoami")
-async def whoami(name: WorkerName) -> dict[str, str]:
+async def whoami(name: WorkerName) -> wire.WhoAmI:
     """The worker token's name: a worker started without --name is called after it."""
-    return {"name": name}
+    return wire.WhoAmI(name=name)
 
 
 @router.post("/register")
@@ -81,6 +83,40 @@ def _checked_object_info(body: bytes, packed: bool, budget: int, digest: str) ->
     if not isinstance(parsed, dict):
         raise BadRequest("object_info must be a JSON object of node definitions")
     return plain
+
+
+@router.post("/extensions")
+async def post_extensions(
+    body: wire.ExtensionSet, name: WorkerName, platform: PlatformDep
+) -> wire.ExtensionsAnswer:
+    """A worker's web extension set, `{url path: {sha256, size}}`: the files the
+    gateway still lacks come back as `missing`; once none are, the set is the
+    worker's and its participants' pages load it."""
+    if not await platform.workers.seen(body.worker_id, name):
+        raise WorkerNotFound(body.worker_id)
+    checked = web_extensions.check_manifest(body.files)
+    manifest = {path: sha for path, (sha, _size) in checked.items()}
+    digest = web_extensions.manifest_digest(manifest)
+    if await platform.extensions.known(digest):
+        missing: list[str] = []
+    else:
+        missing = platform.extension_files.missing(set(manifest.values()))
+        if not missing:
+            await platform.extensions.store(digest, manifest)
+    if not missing:
+        await platform.extensions.publish(body.worker_id, digest)
+        logger.info(
+            "worker %s serves %d extension files (%s)", body.worker_id, len(manifest), digest[:12]
+        )
+    return wire.ExtensionsAnswer(digest=digest, missing=missing)
+
+
+@router.put("/extensions/files/{sha256}", status_code=204)
+async def put_extension_file(
+    sha256: str, request: Request, _: WorkerName, platform: PlatformDep
+) -> Response:
+    await platform.extension_files.write(sha256, request.stream())
+    return Response(status_code=204)
 
 
 @router.post("/claim", response_model=None)
@@ -173,7 +209,13 @@ async def post_events(
     _: WorkerName,
     platform: PlatformDep,
 ) -> Response:
-    events = [event.model_dump() for event in body.events]
+    # host paths (VHS's fullpath) stop here, before anything reaches a participant
+    events = [
+        {**e, "data": output_rules.scrub_event(str(e.get("type")), e["data"])}
+        if isinstance(e.get("data"), dict)
+        else e
+        for e in (event.model_dump() for event in body.events)
+    ]
     await platform.queue.relay(job_id, token, worker_id, events)
     return Response(status_code=204)
 
@@ -242,7 +284,8 @@ async def complete(
     _: WorkerName,
     platform: PlatformDep,
 ) -> Response:
-    await platform.queue.complete(job_id, token, worker_id, body.outputs, body.meta)
+    outputs = output_rules.scrub_outputs(body.outputs)
+    await platform.queue.complete(job_id, token, worker_id, outputs, body.meta)
     return Response(status_code=204)
 
 

@@ -22,14 +22,42 @@ from comfy_multi.errors import TooLarge
 
 IMAGE, VIDEO, AUDIO = "image", "video", "audio"
 
+# What a browser needs to play or show each output ComfyUI and its custom
+# nodes write; the system's mime table lacks several and varies by host.
 _EXTRA_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
     ".webp": "image/webp",
+    ".avif": "image/avif",
+    ".mp4": "video/mp4",
+    ".m4v": "video/mp4",
+    ".mov": "video/quicktime",
     ".mkv": "video/x-matroska",
     ".webm": "video/webm",
+    ".avi": "video/x-msvideo",
+    ".wav": "audio/wav",
+    ".mp3": "audio/mpeg",
     ".flac": "audio/flac",
     ".m4a": "audio/mp4",
+    ".ogg": "audio/ogg",
     ".opus": "audio/ogg",
+    ".glb": "model/gltf-binary",
+    ".gltf": "model/gltf+json",
+    ".obj": "model/obj",
+    ".stl": "model/stl",
+    ".fbx": "application/octet-stream",
+    ".ply": "application/octet-stream",
+    ".txt": "text/plain",
+    ".json": "application/json",
 }
+
+
+def content_type(name: str) -> str:
+    """The Content-Type to serve a file under, by its extension."""
+    suffix = Path(name).suffix.lower()
+    return _EXTRA_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
 def kind_of_name(name: str) -> str | None:

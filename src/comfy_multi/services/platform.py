@@ -16,10 +16,12 @@ from starlette.requests import HTTPConnection
 
 from comfy_multi.datadir import make_private
 from comfy_multi.queue.events import EventBus
+from comfy_multi.queue.extensions import ExtensionRegistry
 from comfy_multi.queue.jobs import JobQueue
 from comfy_multi.queue.retention import drop_ended_prompts
 from comfy_multi.queue.views import QueueViews
 from comfy_multi.queue.workers import WorkerRegistry
+from comfy_multi.services.extensions import ExtensionFiles
 from comfy_multi.services.files import UserFiles
 from comfy_multi.services.users import PasswordChecks, UserStore
 from comfy_multi.settings import Settings
@@ -45,6 +47,8 @@ class Platform:
     users: UserStore
     workers: WorkerRegistry
     files: UserFiles
+    extensions: ExtensionRegistry
+    extension_files: ExtensionFiles
     secret_key: str
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -95,6 +99,8 @@ async def open_platform(settings: Settings, *, sweep: bool = True) -> Platform:
         ),
         workers=WorkerRegistry(redis, settings),
         files=UserFiles(settings.users_dir),
+        extensions=ExtensionRegistry(redis),
+        extension_files=ExtensionFiles(settings.data_dir / "extensions"),
         secret_key=secret_key(settings),
     )
     if sweep:

@@ -33,6 +33,8 @@ TEMPLATES: dict[str, str] = {
     "wtokens": "wtokens",  # hash token name -> sha256(token)
     "objinfo": "objinfo",  # hash digest -> object_info JSON
     "wdigests": "wdigests",  # hash worker -> digest of its last object_info
+    "webext": "webext",  # hash digest -> web extension manifest JSON {url path: sha256}
+    "wwebext": "wwebext",  # hash worker -> digest of its last web extension set
     "stats": "stats",  # hash: run_ms_avg (run-time moving average), ...
     "metrics": "metrics",  # hash: /metrics histograms and counters of finished jobs
     "roomclock": "roomclock",  # hash: started_ms, stopped_ms, served_ms (uptime)
@@ -80,6 +82,8 @@ WORKERS = _key("workers")
 WORKER_TOKENS = _key("wtokens")
 OBJECT_INFO = _key("objinfo")
 WORKER_DIGESTS = _key("wdigests")
+WEB_EXTENSIONS = _key("webext")
+WORKER_WEB_EXTENSIONS = _key("wwebext")
 STATS = _key("stats")
 METRICS = _key("metrics")
 ROOM_CLOCK = _key("roomclock")

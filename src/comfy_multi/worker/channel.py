@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import hashlib
 import json
 import logging
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
@@ -134,6 +135,31 @@ class Channel:
             content=packed,
             headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
         )
+
+    async def sync_extensions(self, files: dict[str, bytes]) -> str:
+        """Hand the gateway this worker's web extension files; only those it
+        lacks (by content hash) travel. Returns the set's digest."""
+        manifest = {
+            path: {"sha256": hashlib.sha256(body).hexdigest(), "size": len(body)}
+            for path, body in files.items()
+        }
+        by_hash = {entry["sha256"]: files[path] for path, entry in manifest.items()}
+        what = f"send web extensions of worker {self.worker_id}"
+        body = {"worker_id": self.worker_id, "files": manifest}
+        answer = (await self._call(what, "POST", "/extensions", json=body)).json()
+        for sha in answer.get("missing") or []:
+            if sha not in by_hash:
+                continue
+            await self._call(
+                f"upload extension file {sha[:12]}",
+                "PUT",
+                f"/extensions/files/{sha}",
+                content=by_hash[sha],
+                headers={"Content-Type": "application/octet-stream"},
+            )
+        if answer.get("missing"):
+            answer = (await self._call(what, "POST", "/extensions", json=body)).json()
+        return str(answer.get("digest", ""))
 
     async def claim(self, wait_seconds: float) -> ClaimedJob | None:
         request = wire.ClaimRequest(worker_id=self.worker_id, wait_seconds=wait_seconds)

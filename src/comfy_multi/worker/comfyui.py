@@ -71,6 +71,26 @@ class ComfyUI:
             raise ComfyUIUnavailable(self.url, f"/object_info answered {response.status_code}")
         return response.content
 
+    async def extensions(self) -> list[str]:
+        """The url paths of the web extension scripts ComfyUI serves."""
+        response = await self._request("GET", "/extensions")
+        if response.status_code != 200:
+            raise ComfyUIUnavailable(self.url, f"/extensions answered {response.status_code}")
+        paths = response.json()
+        return [p for p in paths if isinstance(p, str)] if isinstance(paths, list) else []
+
+    async def web_file(self, path: str, max_bytes: int) -> bytes | None:
+        """One file ComfyUI serves under /extensions; None if absent or too big."""
+        async with self._http.stream("GET", path) as response:
+            if response.status_code != 200:
+                return None
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > max_bytes:
+                    return None
+            return bytes(body)
+
     async def upload_input(
         self,
         *,

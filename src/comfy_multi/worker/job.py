@@ -43,6 +43,7 @@ RELAYED = frozenset(
         "executing",
         "progress",
         "progress_state",
+        "progress_text",
         "executed",
         "execution_success",
         "execution_error",

@@ -23,6 +23,7 @@ from comfy_multi.worker.errors import (
     GatewayRejected,
     GatewayUnavailable,
 )
+from comfy_multi.worker.extensions import read_web_extensions, set_digest
 from comfy_multi.worker.janitor import Janitor, Leftovers
 from comfy_multi.worker.job import JobRun
 from comfy_multi.worker.outcome import Cancelled, Dropped, Outcome, Released
@@ -81,6 +82,7 @@ class Worker:
         self._undrained.set()
         self._comfy_down = False
         self._capabilities: Capabilities | None = None
+        self._extensions_digest = ""
         self._comfyui_version = ""
         self._heartbeat_seconds = 2.0
         self._gateway_timeout: float | None = None
@@ -224,12 +226,25 @@ class Worker:
         )
 
     async def _refresh_capabilities(self) -> None:
-        """Register again if ComfyUI's nodes or models changed."""
+        """Register again if ComfyUI's nodes or models changed; send its web
+        extensions whenever they changed (or the worker registered afresh)."""
         caps = await self._read_capabilities()
+        registered = False
         if self._capabilities is None or caps.digest != self._capabilities.digest:
             if self._capabilities is not None:
                 logger.info("ComfyUI's nodes or models changed; registering again")
             await self._register(caps)
+            registered = True
+        files = await read_web_extensions(self.comfy)
+        digest = set_digest(files)
+        if registered or digest != self._extensions_digest:
+            try:
+                await self.channel.sync_extensions(files)
+            except GatewayRejected as exc:  # pages lack some widgets; jobs still run
+                logger.error("the gateway refused this worker's web extensions: %s", exc)
+            else:
+                logger.info("web extensions sent: %d files", len(files))
+            self._extensions_digest = digest
 
     async def _reregister(self) -> None:
         """The gateway forgot this worker (its Redis was reset): register again."""

@@ -20,7 +20,9 @@ MAX_FRAME_BYTES = 64 * 1024 * 1024  # a full-size image sent by SaveImageWebsock
 FEATURE_FLAGS = {"supports_preview_metadata": True}
 
 PREVIEW_IMAGE = 1
+TEXT = 3
 PREVIEW_IMAGE_WITH_METADATA = 4
+MAX_TEXT_BYTES = 64 * 1024  # a progress text longer than this is cut, as a log line would be
 _IMAGE_FORMATS = {1: "image/jpeg", 2: "image/png"}
 
 
@@ -41,12 +43,25 @@ class SocketClosed(Exception):
     """The websocket to ComfyUI closed."""
 
 
-def parse_binary(frame: bytes) -> Preview | None:
-    """A preview image from a binary frame; None for other frame types."""
+def parse_text(frame: bytes) -> Event | None:
+    """A type-3 frame (a node's progress text, e.g. an LLM's output) as a
+    `progress_text` event; ComfyUI adds no prompt_id unless the client asks."""
+    length = int.from_bytes(frame[4:8], "big")
+    if 8 + length > len(frame):
+        return None
+    node = frame[8 : 8 + length].decode("utf-8", "replace")
+    text = frame[8 + length : 8 + length + MAX_TEXT_BYTES].decode("utf-8", "replace")
+    return Event("progress_text", {"node": node, "text": text})
+
+
+def parse_binary(frame: bytes) -> Preview | Event | None:
+    """A preview image or a progress text from a binary frame; None for others."""
     if len(frame) < 8:
         return None
     kind = int.from_bytes(frame[:4], "big")
     word = int.from_bytes(frame[4:8], "big")
+    if kind == TEXT:
+        return parse_text(frame)
     if kind == PREVIEW_IMAGE:
         return Preview(frame[8:], _IMAGE_FORMATS.get(word, "image/jpeg"), None)
     if kind == PREVIEW_IMAGE_WITH_METADATA:
