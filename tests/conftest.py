@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import socket
 import threading
@@ -19,12 +20,17 @@ import uvicorn
 
 from comfy_multi.app import create_app
 from comfy_multi.gateway.server import GatewayServer
-from comfy_multi.services.users import UserStore
+from comfy_multi.services.users import FAST_HASHING_FOR_TESTS, UserStore, password_hasher
 from comfy_multi.settings import Settings
 from comfy_multi.store.connection import connect
 from comfy_multi.store.embedded import EmbeddedRedis
 
 STARTUP_TIMEOUT_S = 20.0
+# Cheap argon2 everywhere in the suite: in-process stores, gateways, and the
+# environment of every CLI, gateway or worker process a test starts.
+FAST_HASHING_ENV = {"COMFY_MULTI_PASSWORD_HASHING": FAST_HASHING_FOR_TESTS}
+TEST_HASHER = password_hasher(FAST_HASHING_FOR_TESTS)
+os.environ.update(FAST_HASHING_ENV)
 pytest_plugins = ["tests.admin.fixtures"]
 
 
@@ -54,6 +60,7 @@ def settings(tmp_path: Path, redis_url: str) -> Settings:
         heartbeat_seconds=0.5,
         sweep_seconds=0.2,
         secret_key="test-secret",
+        password_hashing=FAST_HASHING_FOR_TESTS,
     )
 
 
@@ -138,7 +145,7 @@ class Person:
 @pytest.fixture
 async def people(aredis: Any) -> dict[str, Person]:
     """alice, bob, carol (participants) and teacher (admin)."""
-    store = UserStore(aredis)
+    store = UserStore(aredis, TEST_HASHER)
     out = {}
     for name, admin in (("alice", False), ("bob", False), ("carol", False), ("teacher", True)):
         pw = f"{name}-pw"
@@ -149,7 +156,7 @@ async def people(aredis: Any) -> dict[str, Person]:
 
 @pytest.fixture
 async def worker_token(aredis: Any) -> str:
-    return await UserStore(aredis).create_worker_token("gpu-test")
+    return await UserStore(aredis, TEST_HASHER).create_worker_token("gpu-test")
 
 
 async def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:  # noqa: ASYNC109

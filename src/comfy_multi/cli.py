@@ -20,7 +20,7 @@ from rich.table import Table
 
 from comfy_multi import logs
 from comfy_multi.errors import ComfyMultiError, ConfigError, RequestError
-from comfy_multi.services.users import UserStore
+from comfy_multi.services.users import UserStore, password_hasher
 from comfy_multi.settings import Settings, load_settings
 from comfy_multi.store.connection import connect
 from comfy_multi.store.embedded import EmbeddedRedis
@@ -80,6 +80,10 @@ def redis_url_for_cli(settings: Settings) -> Iterator[str]:
         embedded.stop()
 
 
+def _users(redis: Redis, settings: Settings) -> UserStore:
+    return UserStore(redis, password_hasher(settings.password_hashing))
+
+
 def run_with_redis(settings: Settings, work: Callable[[Redis], Awaitable[T]]) -> T:
     async def main(url: str) -> T:
         redis = connect(url)
@@ -114,14 +118,14 @@ def _single_up(data_dir: Path) -> Iterator[None]:
         lock.close()
 
 
-async def _first_admin(redis: Redis, data_dir: Path) -> Path | None:
+async def _first_admin(redis: Redis, settings: Settings) -> Path | None:
     """On a brand-new platform, an admin to sign in with; its password goes
     to a private file, never to the log."""
-    users = UserStore(redis)
+    users = UserStore(redis, password_hasher(settings.password_hashing))
     if await users.list():
         return None
     password = await users.add("admin", admin=True)
-    path = data_dir / "initial-admin-password"
+    path = settings.data_dir / "initial-admin-password"
     path.touch(mode=0o600)
     path.write_text(password + "\n")
     return path
@@ -174,7 +178,7 @@ def up(
             url = settings.redis_url or (embedded.url if embedded else "")
             first = run_with_redis(
                 settings.model_copy(update={"redis_url": url}),
-                lambda r: _first_admin(r, settings.data_dir),
+                lambda r: _first_admin(r, settings),
             )
             base = f"http://{settings.host}:{settings.port}"
             console.print(
@@ -233,7 +237,10 @@ def user_add(
         return
     if name is None:
         raise fail("give a NAME (or --from-csv FILE)")
-    pw = run_with_redis(settings, lambda r: UserStore(r).add(name, password, admin=admin))
+    pw = run_with_redis(
+        settings,
+        lambda r: _users(r, settings).add(name, password, admin=admin),
+    )
     console.print(f"added [bold]{name}[/]{' (admin)' if admin else ''}")
     if password is None:
         console.print(f"password: [bold]{pw}[/]")
@@ -245,7 +252,10 @@ def _add_class_list(settings: Settings, path: Path, admin: bool) -> None:
     rows = read_class_list(path)
     if not rows:
         raise fail(f"{path} has no names (one name[,password] per line)")
-    added = run_with_redis(settings, lambda r: add_class_list(UserStore(r), rows, admin=admin))
+    added = run_with_redis(
+        settings,
+        lambda r: add_class_list(_users(r, settings), rows, admin=admin),
+    )
     table = Table("name", "password", "workspace", title=f"added from {path.name}")
     for a in added:
         if a.password is None:
@@ -262,7 +272,7 @@ def _add_class_list(settings: Settings, path: Path, admin: bool) -> None:
 def user_list(data_dir: DataDir = None) -> None:
     """List every user."""
     settings = _settings(data_dir)
-    users = run_with_redis(settings, lambda r: UserStore(r).list())
+    users = run_with_redis(settings, lambda r: _users(r, settings).list())
     table = Table("name", "role", "workspace")
     for u in users:
         table.add_row(u.name, "admin" if u.admin else "participant", f"/u/{u.name}/")
@@ -273,7 +283,7 @@ def user_list(data_dir: DataDir = None) -> None:
 def user_remove(name: str, data_dir: DataDir = None) -> None:
     """Remove a user (their files stay in the data dir)."""
     settings = _settings(data_dir)
-    run_with_redis(settings, lambda r: UserStore(r).remove(name))
+    run_with_redis(settings, lambda r: _users(r, settings).remove(name))
     console.print(f"removed [bold]{name}[/]")
 
 
@@ -285,7 +295,10 @@ def user_password(
 ) -> None:
     """Reset a user's password (their open sessions end)."""
     settings = _settings(data_dir)
-    pw = run_with_redis(settings, lambda r: UserStore(r).set_password(name, password))
+    pw = run_with_redis(
+        settings,
+        lambda r: _users(r, settings).set_password(name, password),
+    )
     console.print(f"password of [bold]{name}[/] reset")
     if password is None:
         console.print(f"password: [bold]{pw}[/]")
@@ -298,7 +311,10 @@ def user_password(
 def token_create(name: str, data_dir: DataDir = None) -> None:
     """Create (or replace) the token a worker uses to join; printed once."""
     settings = _settings(data_dir)
-    token = run_with_redis(settings, lambda r: UserStore(r).create_worker_token(name))
+    token = run_with_redis(
+        settings,
+        lambda r: _users(r, settings).create_worker_token(name),
+    )
     console.print(f"worker token [bold]{name}[/]:")
     console.print(token, soft_wrap=True, highlight=False)
 
@@ -307,7 +323,10 @@ def token_create(name: str, data_dir: DataDir = None) -> None:
 def token_list(data_dir: DataDir = None) -> None:
     """Names of the worker tokens (the tokens themselves are not stored)."""
     settings = _settings(data_dir)
-    for name in run_with_redis(settings, lambda r: UserStore(r).worker_token_names()):
+    for name in run_with_redis(
+        settings,
+        lambda r: _users(r, settings).worker_token_names(),
+    ):
         console.print(name)
 
 
@@ -315,7 +334,10 @@ def token_list(data_dir: DataDir = None) -> None:
 def token_revoke(name: str, data_dir: DataDir = None) -> None:
     """Revoke a worker token; workers using it are refused from now on."""
     settings = _settings(data_dir)
-    if not run_with_redis(settings, lambda r: UserStore(r).revoke_worker_token(name)):
+    if not run_with_redis(
+        settings,
+        lambda r: _users(r, settings).revoke_worker_token(name),
+    ):
         raise fail(f"no worker token named {name!r}")
     console.print(f"revoked [bold]{name}[/]")
 

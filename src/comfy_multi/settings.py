@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from comfy_multi.errors import ConfigError
+
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
 class Settings(BaseSettings):
@@ -28,6 +30,8 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool = False
     session_days: float = Field(default=7.0, gt=0)
+    # "insecure-fast-for-tests" makes new password hashes trivial to crack: test suites only
+    password_hashing: Literal["argon2", "insecure-fast-for-tests"] = "argon2"
 
     # queue
     lease_seconds: float = Field(default=30.0, gt=0)
@@ -59,6 +63,14 @@ class Settings(BaseSettings):
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value or None
+
+    @model_validator(mode="after")
+    def _fast_hashing_stays_local(self) -> Settings:
+        if self.password_hashing != "argon2" and self.host not in LOOPBACK_HOSTS:
+            raise ValueError(
+                f"password_hashing={self.password_hashing} is for test suites on loopback only"
+            )
+        return self
 
     @property
     def redis_dir(self) -> Path:

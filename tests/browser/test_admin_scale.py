@@ -22,7 +22,7 @@ from comfy_multi.services.platform import open_platform
 from comfy_multi.services.users import UserStore
 from tests.admin.helpers import PROMPT, FakeWorker
 from tests.browser.conftest import keep_for_docs
-from tests.conftest import Gateway, Person
+from tests.conftest import TEST_HASHER, Gateway, Person
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -38,7 +38,7 @@ async def busy_room(
     gateway: Gateway, people: dict[str, Person], worker_token: str, aredis: Any
 ) -> AsyncIterator[tuple[list[FakeWorker], list[dict[str, Any]]]]:
     """1,000 jobs waiting from ten people, twenty workers each running one."""
-    store = UserStore(aredis)
+    store = UserStore(aredis, TEST_HASHER)
     names = ["alice", "bob", "carol"] + [f"p{i}" for i in range(PEOPLE - 3)]
     for name in names[3:]:
         await store.add(name, f"{name}-pw")

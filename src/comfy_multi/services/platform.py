@@ -19,7 +19,7 @@ from comfy_multi.queue.jobs import JobQueue
 from comfy_multi.queue.views import QueueViews
 from comfy_multi.queue.workers import WorkerRegistry
 from comfy_multi.services.files import UserFiles
-from comfy_multi.services.users import UserStore
+from comfy_multi.services.users import FAST_HASHING_FOR_TESTS, UserStore, password_hasher
 from comfy_multi.settings import Settings
 from comfy_multi.store.connection import connect, redis_url
 
@@ -73,6 +73,8 @@ def secret_key(settings: Settings) -> str:
 
 
 async def open_platform(settings: Settings, *, sweep: bool = True) -> Platform:
+    if settings.password_hashing == FAST_HASHING_FOR_TESTS:
+        logger.warning("password hashing is %s: new passwords are NOT safe", FAST_HASHING_FOR_TESTS)
     url = redis_url(settings)
     redis = connect(url)
     raw = connect(url, decode=False)
@@ -86,7 +88,7 @@ async def open_platform(settings: Settings, *, sweep: bool = True) -> Platform:
         queue=queue,
         views=QueueViews(queue),
         bus=bus,
-        users=UserStore(redis),
+        users=UserStore(redis, password_hasher(settings.password_hashing)),
         workers=WorkerRegistry(redis, settings),
         files=UserFiles(settings.users_dir),
         secret_key=secret_key(settings),

@@ -25,7 +25,17 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
 MIN_PASSWORD = 4
 SIGNIN_TTL_S = 7 * 86_400
 
-_hasher = PasswordHasher()
+# Test suites hash thousands of throwaway passwords; argon2's real cost (~0.4 s
+# each on a small machine) would dominate them. The cheap parameters exist only
+# under a name no one sets by accident, and Settings refuses them off loopback.
+FAST_HASHING_FOR_TESTS = "insecure-fast-for-tests"
+
+
+def password_hasher(profile: str = "argon2") -> PasswordHasher:
+    """argon2-cffi's recommended parameters, or, for test suites only, trivial ones."""
+    if profile == FAST_HASHING_FOR_TESTS:
+        return PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    return PasswordHasher()
 
 
 class User(BaseModel):
@@ -54,10 +64,15 @@ def new_password() -> str:
     return "-".join("".join(secrets.choice(alphabet) for _ in range(4)) for _ in range(3))
 
 
+_default_hasher = PasswordHasher()
+
+
 class UserStore:
-    def __init__(self, redis: Redis) -> None:
+    def __init__(self, redis: Redis, hasher: PasswordHasher | None = None) -> None:
         self.redis = redis
         self.records = AccountRecords(redis)
+        # verification reads the cost from each stored hash; only new hashes use this
+        self.hasher = hasher or _default_hasher
 
     async def add(self, name: str, password: str | None = None, *, admin: bool = False) -> str:
         """Create a user; returns the password (generated when not given)."""
@@ -65,7 +80,7 @@ class UserStore:
         password = password or new_password()
         if len(password) < MIN_PASSWORD:
             raise BadRequest(f"a password needs at least {MIN_PASSWORD} characters")
-        hashed = await anyio.to_thread.run_sync(_hasher.hash, password)
+        hashed = await anyio.to_thread.run_sync(self.hasher.hash, password)
         fields = {
             "pw": hashed,
             "admin": "1" if admin else "0",
@@ -108,7 +123,7 @@ class UserStore:
         password = password or new_password()
         if len(password) < MIN_PASSWORD:
             raise BadRequest(f"a password needs at least {MIN_PASSWORD} characters")
-        hashed = await anyio.to_thread.run_sync(_hasher.hash, password)
+        hashed = await anyio.to_thread.run_sync(self.hasher.hash, password)
         await self.records.replace_password_hash(name, hashed)
         logger.info("password of %s reset", name)
         return password
@@ -119,7 +134,7 @@ class UserStore:
         if not hashed:
             raise Unauthorized("wrong name or password")
         try:
-            await anyio.to_thread.run_sync(_hasher.verify, str(hashed), password)
+            await anyio.to_thread.run_sync(self.hasher.verify, str(hashed), password)
         except (VerificationError, InvalidHashError):
             raise Unauthorized("wrong name or password") from None
         return await self.get(name)
