@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -24,6 +26,7 @@ from comfy_multi.services.users import FAST_HASHING_FOR_TESTS, UserStore, passwo
 from comfy_multi.settings import Settings
 from comfy_multi.store.connection import connect
 from comfy_multi.store.embedded import EmbeddedRedis
+from tests import real_comfyui
 
 STARTUP_TIMEOUT_S = 20.0
 # Cheap argon2 everywhere in the suite: in-process stores, gateways, and the
@@ -171,3 +174,45 @@ async def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+# --- the real ComfyUI ------------------------------------------------------------------------
+# Started in the background as pytest starts (in the xdist controller, before workers
+# exist, so they all share it), when the selected tests may need it: its 10-60 s of
+# start-up then overlap the rest of the suite. The fixture waits for it.
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if hasattr(config, "workerinput") or os.environ.get("COMFYUI_URL"):
+        return
+    if not real_comfyui.may_need(config.args, config.option.markexpr or ""):
+        return
+    folder = real_comfyui.built_comfyui()
+    if folder is None:
+        return
+    workdir = Path(tempfile.mkdtemp(prefix="comfy-multi-real-comfyui-"))
+    running = real_comfyui.RealComfyUI(folder, workdir).launch()
+    config.stash[_REAL_COMFYUI] = running
+    os.environ["COMFYUI_URL"] = running.url
+    os.environ[real_comfyui.LOG_ENV] = str(running.log_path)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    running = config.stash.get(_REAL_COMFYUI, None)
+    if running is not None:
+        running.stop()
+        shutil.rmtree(running.workdir, ignore_errors=True)
+
+
+_REAL_COMFYUI = pytest.StashKey[real_comfyui.RealComfyUI]()
+
+
+@pytest.fixture(scope="session")
+def comfyui_url() -> str:
+    """A real ComfyUI shared by the session: $COMFYUI_URL, or the cached build started
+    at the start of the run. Skips, with one line saying how to get one, when none."""
+    url = os.environ.get("COMFYUI_URL", "").rstrip("/")
+    if not url:
+        pytest.skip(real_comfyui.NO_COMFYUI)
+    real_comfyui.wait_ready(url)
+    return url

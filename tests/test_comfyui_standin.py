@@ -1,7 +1,7 @@
 """The ComfyUI stand-in against ComfyUI 0.3.64's behaviour.
 
-Tests taking ``server`` run on the stand-in (uvicorn on loopback) and, when
-``COMFYUI_URL`` is set, on that real ComfyUI too (marker ``comfyui``); those
+Tests taking ``server`` run on the stand-in (uvicorn on loopback) and on the
+session's real ComfyUI (fixture ``comfyui_url``, marker ``comfyui``); those
 marked ``standin_only`` need the stand-in's test nodes or its folders. Shared
 tests use fresh names, colours and client ids, so a long-running real server's
 files, cache and history do not get in the way.
@@ -46,7 +46,7 @@ standin_only = pytest.mark.parametrize("server", ["standin"], indirect=True)
 @dataclass
 class Server:
     url: str
-    running: RunningStandin | None = None  # None: a real ComfyUI at COMFYUI_URL
+    running: RunningStandin | None = None  # None: the session's real ComfyUI
 
     @property
     def real(self) -> bool:
@@ -62,16 +62,13 @@ class Server:
         return self.url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
 
 
-COMFYUI_URL = os.environ.get("COMFYUI_URL", "").rstrip("/")
-SERVERS = ["standin"] + (
-    [pytest.param("comfyui", marks=pytest.mark.comfyui)] if COMFYUI_URL else []
-)
+SERVERS = ["standin", pytest.param("comfyui", marks=pytest.mark.comfyui)]
 
 
 @pytest.fixture(params=SERVERS)
 async def server(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Server]:
     if request.param == "comfyui":
-        yield Server(COMFYUI_URL)
+        yield Server(request.getfixturevalue("comfyui_url"))
         return
     async with serve(
         tmp_path / "comfyui", speed=0.0, max_upload_mb=STANDIN_UPLOAD_LIMIT_MB
