@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import psutil
 import pytest
-from PIL import Image
+from PIL import Image, PngImagePlugin, WebPImagePlugin
 from websockets.asyncio.client import ClientConnection, connect
 
 from tests.comfyui_standin import RunningStandin, serve
@@ -1044,7 +1044,7 @@ async def test_save_image_writes_pngs_with_prefix_subfolders_and_counters(
     ]
     view = await http.get("/view", params={"filename": "run_00002_.png", "subfolder": folder})
     with Image.open(io.BytesIO(view.content)) as img:
-        assert img.format == "PNG"
+        assert isinstance(img, PngImagePlugin.PngImageFile)
         assert img.getpixel((0, 0)) == (0x10, 0x20, 0x30)
         assert json.loads(img.text["prompt"])["2"]["inputs"]["filename_prefix"] == f"{folder}/run"
     again = await run_to_end(http, server, trivial(color(), prefix=f"{folder}/run"))
@@ -1116,7 +1116,7 @@ async def test_animated_webp_from_a_multi_frame_upload(
     view = await http.get("/view", params={"filename": f"{prefix}_00001_.webp"})
     assert view.headers["content-type"] == "image/webp"
     with Image.open(io.BytesIO(view.content)) as img:
-        assert img.format == "WEBP"
+        assert isinstance(img, WebPImagePlugin.WebPImageFile)
         assert img.n_frames == 3
 
 
