@@ -204,6 +204,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(running.workdir, ignore_errors=True)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks follow what a test uses, so `-m "not comfyui"` and the like never
+    leave in (or out) a test whose file forgot its marker."""
+    browser_dir = Path(__file__).parent / "browser"
+    for item in items:
+        if "comfyui_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.comfyui)
+        if browser_dir in item.path.parents:
+            item.add_marker(pytest.mark.browser)
+
+
 _REAL_COMFYUI = pytest.StashKey[real_comfyui.RealComfyUI]()
 
 

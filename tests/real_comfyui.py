@@ -70,6 +70,13 @@ class RealComfyUI:
         base = self.workdir / "base"
         for sub in ("input", "output", "temp", "user", "models", "custom_nodes"):
             (base / sub).mkdir(parents=True, exist_ok=True)
+        # a fresh ComfyUI makes input/3d on its first /object_info; made up front,
+        # the first answers agree with every later one
+        (base / "input" / "3d").mkdir(exist_ok=True)
+        # ComfyUI's own custom nodes (SaveImageWebsocket), then the tests' ones
+        for own in sorted((self.folder / "custom_nodes").iterdir()):
+            if own.suffix == ".py" or (own.is_dir() and not own.name.startswith((".", "_"))):
+                (base / "custom_nodes" / own.name).symlink_to(own)
         if CUSTOM_NODES.is_dir():
             for node in sorted(CUSTOM_NODES.iterdir()):
                 if node.is_dir() and not node.name.startswith((".", "_")):
