@@ -209,8 +209,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     leave in (or out) a test whose file forgot its marker."""
     browser_dir = Path(__file__).parent / "browser"
     for item in items:
-        if "comfyui_url" in getattr(item, "fixturenames", ()):
+        if "comfyui_url" in getattr(item, "fixturenames", ()) or item.get_closest_marker("comfyui"):
             item.add_marker(pytest.mark.comfyui)
+            # the first one may wait for ComfyUI's start, on top of its own run time
+            timeout = item.config.getini("timeout")
+            item.add_marker(pytest.mark.timeout(float(timeout) + real_comfyui.STARTUP_TIMEOUT_S))
         if browser_dir in item.path.parents:
             item.add_marker(pytest.mark.browser)
 
@@ -225,5 +228,5 @@ def comfyui_url() -> str:
     url = os.environ.get("COMFYUI_URL", "").rstrip("/")
     if not url:
         pytest.skip(real_comfyui.NO_COMFYUI)
-    real_comfyui.wait_ready(url)
+    real_comfyui.wait_ready(url)  # fails every later test at once when it never answered
     return url

@@ -125,12 +125,19 @@ class RealComfyUI:
             self.proc.wait(timeout=STOP_TIMEOUT_S)
 
 
+_never_answered: set[str] = set()
+
+
 def wait_ready(url: str, timeout: float = STARTUP_TIMEOUT_S) -> None:
     """Until GET /system_stats answers; the log's tail in the error when it never does."""
+    if url in _never_answered:
+        raise RuntimeError(f"the real ComfyUI at {url} did not answer (see the first error)")
+    _never_answered.add(url)  # until it answers: a timeout mid-wait counts as no answer
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             if httpx.get(url + "/system_stats", timeout=2).status_code == 200:
+                _never_answered.discard(url)
                 return
         except httpx.HTTPError:
             pass
