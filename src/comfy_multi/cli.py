@@ -28,7 +28,7 @@ from comfy_multi.gpuhost.cli import gpu_host_app, models_app
 from comfy_multi.netaddr import is_loopback_host
 from comfy_multi.queue.room_clock import mark_started, mark_stopped, uptime_seconds
 from comfy_multi.room import NoRoom, Room, RunningRoom, announce, find_room, redact, withdraw
-from comfy_multi.services.users import UserStore
+from comfy_multi.services.users import UserStore, password_hasher
 from comfy_multi.settings import Settings, load_settings
 from comfy_multi.store.connection import connect
 from comfy_multi.store.embedded import EmbeddedRedis
@@ -94,6 +94,10 @@ def redis_url_for_cli(settings: Settings) -> Iterator[str]:
         embedded.stop()
 
 
+def _users(redis: Redis, settings: Settings) -> UserStore:
+    return UserStore(redis, hasher=password_hasher(settings.password_hashing))
+
+
 def open_room(data_dir: Path | None) -> Room:
     """The room a command acts on, named on the command's first line; or exit 1 saying
     how to point the command at one. Never creates a room."""
@@ -153,14 +157,14 @@ def _single_up(data_dir: Path) -> Iterator[None]:
         lock.close()
 
 
-async def _first_admin(redis: Redis, data_dir: Path) -> Path | None:
+async def _first_admin(redis: Redis, settings: Settings) -> Path | None:
     """On a brand-new platform, an admin to sign in with; its password goes
     to a private file, never to the log."""
-    users = UserStore(redis)
+    users = UserStore(redis, hasher=password_hasher(settings.password_hashing))
     if await users.list():
         return None
     password = await users.add("admin", admin=True)
-    path = data_dir / "initial-admin-password"
+    path = settings.data_dir / "initial-admin-password"
     path.touch(mode=0o600)
     path.write_text(password + "\n")
     return path
@@ -257,9 +261,7 @@ def up(
                 watchdog.start()
             url = settings.redis_url or (embedded.url if embedded else "")
             with_url = settings.model_copy(update={"redis_url": url})
-            first = run_with_redis(
-                with_url, lambda r: _first_admin(r, settings.data_dir), room=False
-            )
+            first = run_with_redis(with_url, lambda r: _first_admin(r, settings), room=False)
             run_with_redis(with_url, lambda r: mark_started(r, _now_ms()), room=False)
             readme = ensure_workflows_folder(settings.workflows_dir)
             base = f"http://{settings.host}:{settings.port}"
@@ -329,7 +331,7 @@ def user_add(
         _add_class_list(settings, from_csv, admin)
         return
     assert name is not None
-    pw = run_with_redis(settings, lambda r: UserStore(r).add(name, password, admin=admin))
+    pw = run_with_redis(settings, lambda r: _users(r, settings).add(name, password, admin=admin))
     console.print(f"added [bold]{name}[/]{' (admin)' if admin else ''}")
     if password is None:
         console.print(f"password: [bold]{pw}[/]")
@@ -341,7 +343,10 @@ def _add_class_list(settings: Settings, path: Path, admin: bool) -> None:
     rows = read_class_list(path)
     if not rows:
         raise fail(f"{path} has no names (one name[,password] per line)")
-    added = run_with_redis(settings, lambda r: add_class_list(UserStore(r), rows, admin=admin))
+    added = run_with_redis(
+        settings,
+        lambda r: add_class_list(_users(r, settings), rows, admin=admin),
+    )
     table = Table("name", "password", "workspace", title=f"added from {path.name}")
     for a in added:
         if a.password is None:
@@ -359,7 +364,7 @@ def _add_class_list(settings: Settings, path: Path, admin: bool) -> None:
 def user_list(data_dir: DataDir = None) -> None:
     """List every user."""
     settings = open_room(data_dir).settings
-    users = run_with_redis(settings, lambda r: UserStore(r).list())
+    users = run_with_redis(settings, lambda r: _users(r, settings).list())
     table = Table("name", "role", "workspace")
     for u in users:
         table.add_row(u.name, "admin" if u.admin else "participant", f"/u/{u.name}/")
@@ -389,8 +394,8 @@ def user_tokens(name: str, data_dir: DataDir = None) -> None:
     settings = open_room(data_dir).settings
 
     async def work(r: Redis) -> list[Any]:
-        await UserStore(r).get(name)
-        return await UserStore(r).api_tokens(name)
+        await _users(r, settings).get(name)
+        return await _users(r, settings).api_tokens(name)
 
     table = Table("id", "label", "created", "expires")
     for t in run_with_redis(settings, work):
@@ -411,7 +416,7 @@ def user_revoke_token(
         raise fail("give either a TOKEN_ID or --all")
 
     async def work(r: Redis) -> str:
-        store = UserStore(r)
+        store = _users(r, settings)
         await store.get(name)
         if token_id is None:
             return f"revoked {await store.revoke_api_tokens(name)} API token(s) of {name}"
@@ -433,7 +438,7 @@ def user_password(
 ) -> None:
     """Reset a user's password (their open sessions end)."""
     settings = open_room(data_dir).settings
-    pw = run_with_redis(settings, lambda r: UserStore(r).set_password(name, password))
+    pw = run_with_redis(settings, lambda r: _users(r, settings).set_password(name, password))
     console.print(f"password of [bold]{name}[/] reset")
     if password is None:
         console.print(f"password: [bold]{pw}[/]")
@@ -446,7 +451,7 @@ def user_password(
 def token_create(name: str, data_dir: DataDir = None) -> None:
     """Create (or replace) the token a worker uses to join; printed once."""
     settings = open_room(data_dir).settings
-    token = run_with_redis(settings, lambda r: UserStore(r).create_worker_token(name))
+    token = run_with_redis(settings, lambda r: _users(r, settings).create_worker_token(name))
     console.print(f"worker token [bold]{name}[/]:")
     console.print(token, soft_wrap=True, highlight=False)
 
@@ -455,7 +460,7 @@ def token_create(name: str, data_dir: DataDir = None) -> None:
 def token_list(data_dir: DataDir = None) -> None:
     """Names of the worker tokens (the tokens themselves are not stored)."""
     settings = open_room(data_dir).settings
-    for name in run_with_redis(settings, lambda r: UserStore(r).worker_token_names()):
+    for name in run_with_redis(settings, lambda r: _users(r, settings).worker_token_names()):
         console.print(name)
 
 
@@ -463,7 +468,7 @@ def token_list(data_dir: DataDir = None) -> None:
 def token_revoke(name: str, data_dir: DataDir = None) -> None:
     """Revoke a worker token; workers using it are refused from now on."""
     settings = open_room(data_dir).settings
-    if not run_with_redis(settings, lambda r: UserStore(r).revoke_worker_token(name)):
+    if not run_with_redis(settings, lambda r: _users(r, settings).revoke_worker_token(name)):
         raise fail(f"no worker token named {name!r}")
     console.print(f"revoked [bold]{name}[/]")
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from comfy_multi.errors import ConfigError
 
 PRIORITY_CLASSES = 10  # queue classes 0 (most urgent) .. 9; the scripts are given this
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 
 
 class Settings(BaseSettings):
@@ -34,6 +35,8 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_json: bool = False
     session_days: float = Field(default=7.0, gt=0)
+    # "insecure-fast-for-tests" makes new password hashes trivial to crack: test suites only
+    password_hashing: Literal["argon2", "insecure-fast-for-tests"] = "argon2"
 
     # sign-in throttle: failures before a wait, per account (from one address) and per address
     login_failures_per_account: int = Field(default=5, ge=1)
@@ -83,6 +86,14 @@ class Settings(BaseSettings):
         if value and not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value or None
+
+    @model_validator(mode="after")
+    def _fast_hashing_stays_local(self) -> Settings:
+        if self.password_hashing != "argon2" and self.host not in LOOPBACK_HOSTS:
+            raise ValueError(
+                f"password_hashing={self.password_hashing} is for test suites on loopback only"
+            )
+        return self
 
     @property
     def redis_dir(self) -> Path:

@@ -34,17 +34,19 @@ def _fill(path: str) -> str:
 
 def admin_api_routes() -> Iterator[tuple[str, str]]:
     for route in ROUTES:
-        api = isinstance(route.original_route, APIRoute) and route.path.startswith("/api/v1/")
+        path, methods = route.path or "", route.methods or set()
+        api = isinstance(route.original_route, APIRoute) and path.startswith("/api/v1/")
         if api and _needs_admin(route.dependant):
-            for method in sorted(route.methods):
-                yield method, _fill(route.path)
+            for method in sorted(methods):
+                yield method, _fill(path)
 
 
 def admin_page_routes() -> Iterator[tuple[str, str]]:
     for route in ROUTES:
-        if isinstance(route.original_route, APIRoute) and route.path.startswith("/admin"):
-            for method in sorted(route.methods - {"HEAD"}):
-                yield method, _fill(route.path)
+        path, methods = route.path or "", route.methods or set()
+        if isinstance(route.original_route, APIRoute) and path.startswith("/admin"):
+            for method in sorted(methods - {"HEAD"}):
+                yield method, _fill(path)
 
 
 API = sorted(set(admin_api_routes()))

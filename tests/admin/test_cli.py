@@ -17,7 +17,7 @@ from comfy_multi.admin.roster import read_class_list
 from comfy_multi.errors import Unauthorized
 from comfy_multi.services.users import UserStore
 from tests.admin.helpers import ScriptedWorker, submit
-from tests.conftest import Gateway
+from tests.conftest import FAST_HASHING_ENV, TEST_HASHER, Gateway
 
 Clients = dict[str, httpx.AsyncClient]
 StartWorker = Callable[[str], Awaitable[ScriptedWorker]]
@@ -26,7 +26,7 @@ CLI_TIMEOUT_S = 60
 
 async def cli(redis_url: str, *args: str) -> tuple[int, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMFY_MULTI_")}
-    env.update(REDIS_URL=redis_url, COLUMNS="200", NO_COLOR="1")
+    env.update(REDIS_URL=redis_url, COLUMNS="200", NO_COLOR="1", **FAST_HASHING_ENV)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -72,7 +72,7 @@ async def test_user_add_from_csv(tmp_path: Path, redis_url: str, aredis: Any) ->
     assert "/u/grace/" in out
     assert "not added" in out
     assert "1 of 4 names was not added" in out
-    store = UserStore(aredis)
+    store = UserStore(aredis, hasher=TEST_HASHER)
     assert (await store.verify_password("ada", "ada-secret")).name == "ada"
     assert (await store.verify_password("linus", "linus-pw")).name == "linus"
     grace_line = next(line for line in out.splitlines() if "grace" in line)

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
+from websockets.typing import Origin
 
 from comfy_multi.admin.live import FLUSH_INTERVAL_S, ROOM_PERIOD_S
 from tests.admin.helpers import Dashboard, ScriptedWorker, basic, open_dashboard, submit, ws_url
@@ -181,8 +182,8 @@ async def test_socket_refuses_another_origin(gateway: Gateway, people: dict[str,
     headers = {"Authorization": basic(people["teacher"])}
     with pytest.raises(InvalidStatus) as refused:
         async with connect(
-            ws_url(gateway), additional_headers=headers, origin="http://evil.example"
-        ):  # type: ignore[arg-type]
+            ws_url(gateway), additional_headers=headers, origin=Origin("http://evil.example")
+        ):
             pass
     assert refused.value.response.status_code == 403
 

@@ -23,7 +23,7 @@ from comfy_multi.services.users import UserStore
 from comfy_multi.wire import ClaimedJob
 from tests.admin.helpers import PROMPT, ScriptedWorker
 from tests.browser.conftest import keep_for_docs
-from tests.conftest import Gateway, Person
+from tests.conftest import TEST_HASHER, Gateway, Person
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -39,7 +39,7 @@ async def busy_room(
     gateway: Gateway, people: dict[str, Person], worker_token: str, aredis: Any
 ) -> AsyncIterator[tuple[list[ScriptedWorker], list[ClaimedJob]]]:
     """1,000 jobs waiting from ten people, twenty workers each running one."""
-    store = UserStore(aredis)
+    store = UserStore(aredis, hasher=TEST_HASHER)
     names = ["alice", "bob", "carol"] + [f"p{i}" for i in range(PEOPLE - 3)]
     for name in names[3:]:
         await store.add(name, f"{name}-pw")

@@ -44,7 +44,7 @@ async def test_sheet_warns_on_screen_prints_passwords_and_links_confirm(
     assert link
 
     # a participant's phone: the link shows who it signs in, and only the button uses it
-    phone = await context.browser.new_context()  # type: ignore[union-attr]
+    phone = await context.browser.new_context()
     try:
         page = await phone.new_page()
         await page.goto(link)
@@ -59,7 +59,7 @@ async def test_sheet_warns_on_screen_prints_passwords_and_links_confirm(
         await phone.close()
 
     # the password printed on the card signs alice in on her laptop
-    laptop = await context.browser.new_context()  # type: ignore[union-attr]
+    laptop = await context.browser.new_context()
     try:
         page = await laptop.new_page()
         await page.goto(f"{gateway.url}/login")

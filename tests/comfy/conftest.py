@@ -19,7 +19,7 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from comfy_multi.wire import ClaimedJob, Event
 from comfy_multi.worker.channel import Channel
-from tests.channel import register, worker_channel
+from tests.channel import FAST, register, worker_channel
 from tests.comfy.procs import node_defs
 from tests.conftest import Gateway, Person
 
@@ -185,3 +185,12 @@ async def user_socket(
         if hello:
             await ws.send(json.dumps({"type": "comfy_multi.hello", "data": {}}))
         yield sock
+
+
+def scripted_worker(
+    http: httpx.AsyncClient, worker_id: str, object_info: dict[str, Any] | None = None
+) -> ScriptedWorker:
+    """A ScriptedWorker on the gateway and worker token of ``http``."""
+    token = str(http.headers["Authorization"]).removeprefix("Bearer ")
+    channel = Channel(str(http.base_url).rstrip("/"), token, worker_id, backoff=FAST)
+    return ScriptedWorker(channel, object_info if object_info is not None else node_defs())

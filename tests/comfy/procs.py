@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import wait_for
+from tests.conftest import FAST_HASHING_ENV, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 NODE_DEFS = ROOT / "tests" / "comfyui_standin" / "node_defs.json"
@@ -35,6 +35,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMFY_MULTI_")}
     env.pop("REDIS_URL", None)
     env["PYTHONUNBUFFERED"] = "1"
+    env.update(FAST_HASHING_ENV)
     env.update(extra)
     return env
 

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from comfy_multi.services import outputs as rules
-from tests.comfy.conftest import FakeWorker, user_socket
+from tests.comfy.conftest import ScriptedWorker, user_socket
 from tests.comfy.test_ws import finished, quiet_until_own_status, submit, texts
 from tests.conftest import Gateway, Person
 
@@ -85,7 +85,7 @@ def test_host_paths_are_removed_from_items() -> None:
 async def test_vhs_video_reaches_the_page_without_host_paths(
     gateway: Gateway,
     people: dict[str, Person],
-    worker: FakeWorker,
+    worker: ScriptedWorker,
     clients: dict[str, httpx.AsyncClient],
 ) -> None:
     alice = clients["alice"]
@@ -142,7 +142,7 @@ async def test_vhs_video_reaches_the_page_without_host_paths(
 async def test_progress_text_reaches_only_the_submitting_socket_as_a_type_3_frame(
     gateway: Gateway,
     people: dict[str, Person],
-    worker: FakeWorker,
+    worker: ScriptedWorker,
     clients: dict[str, httpx.AsyncClient],
 ) -> None:
     async with (

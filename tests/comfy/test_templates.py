@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from comfy_multi.services import templates
-from tests.comfy.conftest import FakeWorker
+from tests.comfy.conftest import scripted_worker
 from tests.comfy.procs import node_defs
 from tests.conftest import Gateway, wait_for
 
@@ -67,7 +67,7 @@ async def test_workshop_first_then_what_the_workers_can_run(
     assert "nodes" in workflow.json()
 
     # a worker with the default template's nodes but not its checkpoint: marked
-    gpu = FakeWorker(worker_http, "gpu-t", object_info={**node_defs(), **loader_defs([])})
+    gpu = scripted_worker(worker_http, "gpu-t", object_info={**node_defs(), **loader_defs([])})
     await gpu.register()
 
     async def listed() -> list[dict[str, Any]] | None:

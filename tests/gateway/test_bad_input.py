@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 
 from comfy_multi.worker.channel import Channel
@@ -58,7 +60,7 @@ async def test_huge_bodies_are_refused_before_reading(
         assert r.status_code == 413
         assert "bytes allowed" in r.json()["message"]
 
-        async def chunks():  # no Content-Length: counted as it arrives
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
             for _ in range(10):
                 yield b"a" * (gateway.settings.max_body_bytes // 5)
 

@@ -173,8 +173,9 @@ async def test_a_room_pressing_run_in_the_same_second(
     """Twenty people submit three jobs each at once: nothing is lost, and the
     first twenty dispatched belong to twenty different people."""
     from comfy_multi.services.users import UserStore
+    from tests.conftest import TEST_HASHER
 
-    store = UserStore(aredis)
+    store = UserStore(aredis, hasher=TEST_HASHER)
     names = [f"p{i:02d}" for i in range(20)]
     for name in names:
         await store.add(name, "pw-" + name)

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.comfy.conftest import FakeWorker
+from tests.comfy.conftest import scripted_worker
 from tests.comfy.procs import CUSTOM_NODES, start_standin, start_worker
 from tests.conftest import Gateway, Person, wait_for
 
@@ -52,7 +52,7 @@ async def send_set(
 async def test_sets_merge_travel_once_and_outlive_their_worker(
     gateway: Gateway, worker_http: httpx.AsyncClient, clients: dict[str, httpx.AsyncClient]
 ) -> None:
-    one, two = FakeWorker(worker_http, "gpu-a"), FakeWorker(worker_http, "gpu-b")
+    one, two = scripted_worker(worker_http, "gpu-a"), scripted_worker(worker_http, "gpu-b")
     await one.register()
     await two.register()
     shared = b"export const shared = 1;\n"
@@ -136,7 +136,7 @@ async def _eq(listed: Any, expected: list[str]) -> bool:
 async def test_paths_that_would_escape_or_shadow_are_refused(
     worker_http: httpx.AsyncClient, path: str, body: bytes, status: int
 ) -> None:
-    await FakeWorker(worker_http, "gpu-a").register()
+    await scripted_worker(worker_http, "gpu-a").register()
     answer = await worker_http.post(
         "/worker/v1/extensions", json={"worker_id": "gpu-a", "files": {path: entry(body)}}
     )
@@ -147,7 +147,7 @@ async def test_paths_that_would_escape_or_shadow_are_refused(
 async def test_content_must_match_its_hash_and_size_bounds_hold(
     worker_http: httpx.AsyncClient,
 ) -> None:
-    await FakeWorker(worker_http, "gpu-a").register()
+    await scripted_worker(worker_http, "gpu-a").register()
     wrong = await worker_http.put(
         f"/worker/v1/extensions/files/{hashlib.sha256(b'a').hexdigest()}", content=b"b"
     )

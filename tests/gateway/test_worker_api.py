@@ -274,7 +274,7 @@ def peak_rss_kib(reset: bool = False) -> int:
     if reset:
         Path("/proc/self/clear_refs").write_text("5")
     status = Path("/proc/self/status").read_text()
-    return int(re.search(r"VmHWM:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+    return int(re.search(r"VmHWM:\s+(\d+)", status).group(1))
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc")
@@ -383,7 +383,7 @@ async def test_a_lease_belongs_to_the_worker_that_claimed(
     async with worker_channel(gateway.url, other_token, "rogue-1") as rogue:
         await register(rogue, OBJECT_INFO)
     stolen = {"X-Lease-Token": job.lease_token, "X-Worker-Id": "rogue-1"}
-    calls = [
+    calls: list[tuple[str, str, dict[str, Any]]] = [
         ("POST", f"/worker/v1/jobs/{job_id}/events", {"json": {"events": []}}),
         ("PUT", f"/worker/v1/jobs/{job_id}/outputs?filename=planted.png", {"content": b"p"}),
         ("PUT", f"/worker/v1/jobs/{job_id}/preview", {"content": b"x"}),

@@ -17,6 +17,7 @@ from comfy_multi.services.users import UserStore
 from comfy_multi.settings import Settings
 from comfy_multi.store.connection import connect
 from comfy_multi.store.embedded import EmbeddedRedis, socket_path
+from tests.conftest import TEST_HASHER
 
 PROMPT = {"1": {"class_type": "SaveImage", "inputs": {}}}
 
@@ -28,7 +29,7 @@ async def test_state_survives_a_restart(tmp_path: Path) -> None:
     client = connect(server.url)
     try:
         queue = JobQueue(client, settings)
-        await UserStore(client).add("alice", "alice-pw")
+        await UserStore(client, hasher=TEST_HASHER).add("alice", "alice-pw")
         await WorkerRegistry(client, settings).register(
             Registration(worker_id="w1", object_info_digest="ab" * 8), "gpu"
         )
@@ -47,7 +48,9 @@ async def test_state_survives_a_restart(tmp_path: Path) -> None:
     client = connect(server.url)
     try:
         queue = JobQueue(client, settings)
-        assert (await UserStore(client).verify_password("alice", "alice-pw")).name == "alice"
+        assert (
+            await UserStore(client, hasher=TEST_HASHER).verify_password("alice", "alice-pw")
+        ).name == "alice"
         assert (await queue.get(done.id)).outputs == {"1": {"images": [1]}}
         assert await QueueViews(queue).dispatch_order() == waiting
         pending, running, finished = await QueueViews(queue).user_job_ids("alice")

@@ -1,9 +1,11 @@
+from typing import Any
+
 from comfy_multi.queue.models import InputRef
 from comfy_multi.worker.inputs import StagedInput, _unique_names, rewrite_prompt
 
 
 def test_references_are_rewritten_to_the_job_folder() -> None:
-    prompt = {
+    prompt: dict[str, Any] = {
         "1": {"class_type": "LoadImage", "inputs": {"image": "cat.png"}},
         "2": {
             "class_type": "LoadImageMask",

@@ -1,16 +1,8 @@
-"""The worker against a real ComfyUI, when one runs at COMFYUI_URL.
-
-How to run one on CPU (no model weights needed): see ../shared/real-comfyui.md,
-in short: a ComfyUI checkout outside this project, a venv with torch and its
-requirements, then `python main.py --cpu --listen 127.0.0.1 --port 8188`; then
-
-    COMFYUI_URL=http://127.0.0.1:8188 .venv/bin/pytest -m comfyui tests/worker
-"""
+"""The worker against the session's real ComfyUI (fixture `comfyui_url`)."""
 
 from __future__ import annotations
 
 import io
-import os
 import random
 from collections.abc import Callable
 
@@ -22,31 +14,33 @@ from tests.conftest import wait_for
 from tests.worker import prompts
 from tests.worker.conftest import Room, Workers, user_socket
 
-COMFYUI_URL = os.environ.get("COMFYUI_URL", "").rstrip("/")
-
-pytestmark = [
-    pytest.mark.comfyui,
-    pytest.mark.skipif(
-        not COMFYUI_URL,
-        reason="COMFYUI_URL is not set: no real ComfyUI to run against "
-        "(see ../shared/real-comfyui.md to start one on CPU)",
-    ),
-]
+pytestmark = pytest.mark.comfyui
 
 
-async def _comfy_idle() -> bool:
-    async with httpx.AsyncClient(base_url=COMFYUI_URL) as http:
+async def _wait_nodes_published(room: Room) -> None:
+    """A worker is online before its node definitions have arrived; submits need them."""
+
+    async def published() -> bool:
+        response = await room.http.get("/u/alice/object_info", auth=room.auth("alice"))
+        return response.status_code == 200 and "ImageBlur" in response.json()
+
+    await wait_for(published, timeout=30)
+
+
+async def _comfy_idle(comfyui_url: str) -> bool:
+    async with httpx.AsyncClient(base_url=comfyui_url) as http:
         queue = (await http.get("/queue")).json()
     return not queue["queue_running"] and not queue["queue_pending"]
 
 
 async def test_load_invert_save_on_a_real_comfyui(
-    room: Room, workers: Workers, dump_logs: Callable[[], str]
+    room: Room, workers: Workers, dump_logs: Callable[[], str], comfyui_url: str
 ) -> None:
     color = (random.randrange(256), random.randrange(256), random.randrange(256))
     (room.user_dir("alice", "input") / "real.png").write_bytes(prompts.png_bytes((40, 30), color))
-    worker = workers.start(COMFYUI_URL)
+    worker = workers.start(comfyui_url)
     await room.wait_workers(1)
+    await _wait_nodes_published(room)
 
     async with user_socket(room, "alice") as sock:
         job_id = await room.submit(
@@ -80,17 +74,18 @@ async def test_load_invert_save_on_a_real_comfyui(
     prompt_id = worker.output().split("running as ComfyUI prompt ", 1)[1].split()[0]
 
     async def history_cleaned() -> bool:
-        async with httpx.AsyncClient(base_url=COMFYUI_URL) as http:
+        async with httpx.AsyncClient(base_url=comfyui_url) as http:
             return (await http.get(f"/history/{prompt_id}")).json() == {}
 
     await wait_for(history_cleaned, timeout=15)
 
 
 async def test_cancel_interrupts_a_real_comfyui(
-    room: Room, workers: Workers, dump_logs: Callable[[], str]
+    room: Room, workers: Workers, dump_logs: Callable[[], str], comfyui_url: str
 ) -> None:
-    worker = workers.start(COMFYUI_URL)
+    worker = workers.start(comfyui_url)
     await room.wait_workers(1)
+    await _wait_nodes_published(room)
     slow_blur = {
         "1": {
             "class_type": "EmptyImage",
@@ -112,4 +107,4 @@ async def test_cancel_interrupts_a_real_comfyui(
     await room.cancel(job_id)
 
     assert (await room.wait_state(job_id))["state"] == "cancelled"
-    await wait_for(_comfy_idle, timeout=40)
+    await wait_for(lambda: _comfy_idle(comfyui_url), timeout=40)

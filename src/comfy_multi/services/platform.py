@@ -23,7 +23,12 @@ from comfy_multi.queue.views import QueueViews
 from comfy_multi.queue.workers import WorkerRegistry
 from comfy_multi.services.extensions import ExtensionFiles
 from comfy_multi.services.files import UserFiles
-from comfy_multi.services.users import PasswordChecks, UserStore
+from comfy_multi.services.users import (
+    FAST_HASHING_FOR_TESTS,
+    PasswordChecks,
+    UserStore,
+    password_hasher,
+)
 from comfy_multi.settings import Settings
 from comfy_multi.store.connection import connect, redis_url
 
@@ -80,6 +85,8 @@ def secret_key(settings: Settings) -> str:
 
 async def open_platform(settings: Settings, *, sweep: bool = True) -> Platform:
     make_private(settings.data_dir)
+    if settings.password_hashing == FAST_HASHING_FOR_TESTS:
+        logger.warning("password hashing is %s: new passwords are NOT safe", FAST_HASHING_FOR_TESTS)
     url = redis_url(settings)
     redis = connect(url)
     raw = connect(url, decode=False)
@@ -96,6 +103,7 @@ async def open_platform(settings: Settings, *, sweep: bool = True) -> Platform:
         users=UserStore(
             redis,
             PasswordChecks(settings.password_checks_at_once, settings.password_checks_waiting),
+            password_hasher(settings.password_hashing),
         ),
         workers=WorkerRegistry(redis, settings),
         files=UserFiles(settings.users_dir),

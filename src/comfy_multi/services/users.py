@@ -32,6 +32,19 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
 MIN_PASSWORD = 4
 SIGNIN_TTL_S = 7 * 86_400
 
+# Test suites hash thousands of throwaway passwords; argon2's real cost (~0.4 s
+# each on a small machine) would dominate them. The cheap parameters exist only
+# under a name no one sets by accident, and Settings refuses them off loopback.
+FAST_HASHING_FOR_TESTS = "insecure-fast-for-tests"
+
+
+def password_hasher(profile: str = "argon2") -> PasswordHasher:
+    """argon2-cffi's recommended parameters, or, for test suites only, trivial ones."""
+    if profile == FAST_HASHING_FOR_TESTS:
+        return PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    return PasswordHasher()
+
+
 _hasher = PasswordHasher()
 TOKEN_ID_CHARS = 12  # the listed id of an API token: a prefix of its digest
 MAX_TOKEN_DAYS = 3650
@@ -115,12 +128,22 @@ def new_password() -> str:
     return "-".join("".join(secrets.choice(alphabet) for _ in range(4)) for _ in range(3))
 
 
+_default_hasher = PasswordHasher()
+
+
 class UserStore:
-    def __init__(self, redis: Redis, checks: PasswordChecks | None = None) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        checks: PasswordChecks | None = None,
+        hasher: PasswordHasher | None = None,
+    ) -> None:
         self.redis = redis
         self.records = AccountRecords(redis)
         self.checks = checks or PasswordChecks()
         self.sessions = SessionStore(redis)
+        # verification reads the cost from each stored hash; only new hashes use this
+        self.hasher = hasher or _default_hasher
 
     async def add(self, name: str, password: str | None = None, *, admin: bool = False) -> str:
         """Create a user; returns the password (generated when not given)."""
@@ -128,7 +151,7 @@ class UserStore:
         password = password or new_password()
         if len(password) < MIN_PASSWORD:
             raise BadRequest(f"a password needs at least {MIN_PASSWORD} characters")
-        hashed = await anyio.to_thread.run_sync(_hasher.hash, password)
+        hashed = await anyio.to_thread.run_sync(self.hasher.hash, password)
         fields = {
             "pw": hashed,
             "admin": "1" if admin else "0",
@@ -180,7 +203,7 @@ class UserStore:
         password = password or new_password()
         if len(password) < MIN_PASSWORD:
             raise BadRequest(f"a password needs at least {MIN_PASSWORD} characters")
-        hashed = await anyio.to_thread.run_sync(_hasher.hash, password)
+        hashed = await anyio.to_thread.run_sync(self.hasher.hash, password)
         await self.records.replace_password_hash(name, hashed)
         await self.end_credentials(name)
         logger.info("password of %s reset", name)
