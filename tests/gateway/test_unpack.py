@@ -33,6 +33,7 @@ def test_stops_at_the_budget_not_after_the_whole_body() -> None:
         (gzip.compress(b"x") + b"junk", "not valid gzip"),
         (b"", "is empty"),
     ],
+    ids=["fake-magic", "cut-short", "trailing-junk", "empty"],
 )
 def test_broken_bodies_are_bad_requests(packed: bytes, says: str) -> None:
     with pytest.raises(BadRequest, match=says):

@@ -141,7 +141,7 @@ async def gateway_answering(body: bytes, status: int = 200) -> AsyncIterator[str
 
 JOB = ClaimedJob(
     job_id="j",
-    lease_token=1,
+    lease_token="t1",
     lease_seconds=30,
     attempt=1,
     user="alice",
