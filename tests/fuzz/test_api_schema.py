@@ -1,0 +1,134 @@
+"""schemathesis over /api/v1's own OpenAPI, against a real gateway on
+loopback, as a participant and as an admin: no answer is a 5xx, none hangs,
+and a participant's fuzzing leaves another person's state as it was."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+
+from tests.conftest import Gateway, Person
+
+pytestmark = pytest.mark.slow
+
+EXAMPLES_PER_OPERATION = 25  # bounded: the whole file stays well under a minute
+REQUEST_TIMEOUT_S = 10.0
+
+
+def fuzz_as(gateway: Gateway, auth: tuple[str, str], skip: tuple[str, ...] = ()) -> list[str]:
+    """Every operation's generated requests; the 5xx found, as readable lines."""
+    schema = schemathesis.openapi.from_url(f"{gateway.url}/api/v1/openapi.json")
+    found: list[str] = []
+    answered: list[int] = []
+    operations = [r.ok() for r in schema.get_all_operations()]
+    assert len(operations) > 5, "the schema lists too few operations"
+    with httpx.Client(base_url=gateway.url, auth=auth, timeout=REQUEST_TIMEOUT_S) as http:
+        for operation in operations:
+            if operation.label in skip:
+                continue
+
+            @given(case=operation.as_strategy())
+            @settings(
+                max_examples=EXAMPLES_PER_OPERATION,
+                deadline=None,
+                database=None,
+                phases=[Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )
+            def one(case: Any, label: str = operation.label) -> None:
+                kwargs = case.as_transport_kwargs(base_url=gateway.url)
+                kwargs.pop("base_url", None)
+                method, url = kwargs.pop("method"), kwargs.pop("url")
+                headers = {
+                    k: v
+                    for k, v in (kwargs.pop("headers", None) or {}).items()
+                    if k.lower() != "authorization"
+                }
+                cookies = kwargs.pop("cookies", None) or {}
+                if cookies:
+                    headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+                try:
+                    answer = http.request(method, url, headers=headers, **_httpx(kwargs))
+                except httpx.TimeoutException:
+                    found.append(f"{label}: no answer in {REQUEST_TIMEOUT_S} s")
+                    return
+                answered.append(answer.status_code)
+                if answer.status_code >= 500:
+                    found.append(
+                        f"{label}: {answer.status_code} for {case.path_parameters} "
+                        f"{case.query} {case.body!r:.200}"
+                    )
+
+            one()
+    # the fuzzing reached the routes signed in, not only the login wall
+    assert len(answered) > 3 * len(operations), len(answered)
+    assert sum(1 for code in answered if code < 300) >= 10, sorted(set(answered))
+    print(f"{len(operations)} operations, {len(answered)} requests, codes {sorted(set(answered))}")
+    return found
+
+
+def _httpx(kwargs: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in ("params", "json", "content", "data", "files"):
+        if kwargs.get(key) is not None:
+            out[key] = kwargs[key]
+    return out
+
+
+OBJECT_INFO = {
+    "EmptyImage": {"input": {"required": {"width": ["INT", {"default": 8}]}}, "output": ["IMAGE"]},
+    "SaveImage": {"input": {"required": {"images": ["IMAGE"]}}, "output": [], "output_node": True},
+}
+
+
+def register_worker(gateway: Gateway, token: str) -> None:
+    """A registered worker, so submits reach validation (else every one is
+    the designed 503 "no GPU worker has connected yet")."""
+    body = json.dumps(OBJECT_INFO).encode()
+    digest = hashlib.sha256(body).hexdigest()
+    with httpx.Client(base_url=gateway.url, headers={"Authorization": f"Bearer {token}"}) as http:
+        http.post(
+            "/worker/v1/register",
+            json={
+                "worker_id": "fuzz-gpu",
+                "object_info_digest": digest,
+                "nodes": list(OBJECT_INFO),
+            },
+        ).raise_for_status()
+        http.put(f"/worker/v1/object_info?digest={digest}", content=body).raise_for_status()
+
+
+def snapshot(gateway: Gateway, who: Person) -> dict[str, Any]:
+    with httpx.Client(base_url=gateway.url, auth=who.auth, timeout=REQUEST_TIMEOUT_S) as http:
+        return {
+            "me": http.get("/api/v1/me").json(),
+            "history": http.get(f"/u/{who.name}/api/history").json(),
+            "settings": http.get(f"/u/{who.name}/api/settings").json(),
+        }
+
+
+def test_api_fuzzed_as_participant_no_5xx_no_cross_user_effect(
+    gateway: Gateway, people: dict[str, Person], worker_token: str
+) -> None:
+    register_worker(gateway, worker_token)
+    bob = people["bob"]
+    with httpx.Client(base_url=gateway.url, auth=bob.auth) as http:
+        http.post("/u/bob/api/settings/Comfy.Theme", json="dark").raise_for_status()
+    before = snapshot(gateway, bob)
+    found = fuzz_as(gateway, people["alice"].auth)
+    assert not found, "\n".join(found[:20])
+    assert snapshot(gateway, bob) == before, "alice's fuzzing changed bob's state"
+
+
+def test_api_fuzzed_as_admin_no_5xx(
+    gateway: Gateway, people: dict[str, Person], worker_token: str
+) -> None:
+    register_worker(gateway, worker_token)
+    found = fuzz_as(gateway, people["teacher"].auth)
+    assert not found, "\n".join(found[:20])
