@@ -30,47 +30,56 @@ def fuzz_as(gateway: Gateway, auth: tuple[str, str], skip: tuple[str, ...] = ())
     assert len(operations) > 5, "the schema lists too few operations"
     with httpx.Client(base_url=gateway.url, auth=auth, timeout=REQUEST_TIMEOUT_S) as http:
         for operation in operations:
-            if operation.label in skip:
-                continue
-
-            @given(case=operation.as_strategy())
-            @settings(
-                max_examples=EXAMPLES_PER_OPERATION,
-                deadline=None,
-                database=None,
-                phases=[Phase.generate],
-                suppress_health_check=list(HealthCheck),
-            )
-            def one(case: Any, label: str = operation.label) -> None:
-                kwargs = case.as_transport_kwargs(base_url=gateway.url)
-                kwargs.pop("base_url", None)
-                method, url = kwargs.pop("method"), kwargs.pop("url")
-                headers = {
-                    k: v
-                    for k, v in (kwargs.pop("headers", None) or {}).items()
-                    if k.lower() != "authorization"
-                }
-                cookies = kwargs.pop("cookies", None) or {}
-                if cookies:
-                    headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
-                try:
-                    answer = http.request(method, url, headers=headers, **_httpx(kwargs))
-                except httpx.TimeoutException:
-                    found.append(f"{label}: no answer in {REQUEST_TIMEOUT_S} s")
-                    return
-                answered.append(answer.status_code)
-                if answer.status_code >= 500:
-                    found.append(
-                        f"{label}: {answer.status_code} for {case.path_parameters} "
-                        f"{case.query} {case.body!r:.200}"
-                    )
-
-            one()
+            if operation.label not in skip:
+                fuzz_one(
+                    http, gateway.url, operation.label, operation.as_strategy(), found, answered
+                )
     # the fuzzing reached the routes signed in, not only the login wall
     assert len(answered) > 3 * len(operations), len(answered)
     assert sum(1 for code in answered if code < 300) >= 10, sorted(set(answered))
     print(f"{len(operations)} operations, {len(answered)} requests, codes {sorted(set(answered))}")
     return found
+
+
+def fuzz_one(
+    http: httpx.Client, base: str, label: str, cases: Any, found: list[str], answered: list[int]
+) -> None:
+    @given(case=cases)
+    @settings(
+        max_examples=EXAMPLES_PER_OPERATION,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    def one(case: Any) -> None:
+        kwargs = case.as_transport_kwargs(base_url=base)
+        kwargs.pop("base_url", None)
+        method, url = kwargs.pop("method"), kwargs.pop("url")
+        headers = {
+            k: v
+            for k, v in (kwargs.pop("headers", None) or {}).items()
+            if k.lower() != "authorization"  # the signed-in person stays who they are
+        }
+        cookies = kwargs.pop("cookies", None) or {}
+        if cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+        try:
+            answer = http.request(method, url, headers=headers, **_httpx(kwargs))
+        except httpx.TimeoutException:
+            found.append(f"{label}: no answer in {REQUEST_TIMEOUT_S} s")
+            return
+        except httpx.TransportError as e:  # the server dropped the connection: a crash
+            found.append(f"{label}: connection dropped ({e!r}) for {case.body!r:.200}")
+            return
+        answered.append(answer.status_code)
+        if answer.status_code >= 500:
+            found.append(
+                f"{label}: {answer.status_code} for {case.path_parameters} "
+                f"{case.query} {case.body!r:.200}"
+            )
+
+    one()
 
 
 def _httpx(kwargs: dict[str, Any]) -> dict[str, Any]:
