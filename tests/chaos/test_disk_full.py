@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import Gateway, Person, ServerThread
-from tests.fuzz.test_api_schema import register_worker
+from tests.fuzz.worker import register_worker
 
 pytestmark = pytest.mark.slow
 

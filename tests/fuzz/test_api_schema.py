@@ -4,8 +4,6 @@ and a participant's fuzzing leaves another person's state as it was."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 import httpx
@@ -14,6 +12,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 
 from tests.conftest import Gateway, Person
+from tests.fuzz.worker import register_worker
 
 pytestmark = pytest.mark.slow
 
@@ -88,29 +87,6 @@ def _httpx(kwargs: dict[str, Any]) -> dict[str, Any]:
         if kwargs.get(key) is not None:
             out[key] = kwargs[key]
     return out
-
-
-OBJECT_INFO = {
-    "EmptyImage": {"input": {"required": {"width": ["INT", {"default": 8}]}}, "output": ["IMAGE"]},
-    "SaveImage": {"input": {"required": {"images": ["IMAGE"]}}, "output": [], "output_node": True},
-}
-
-
-def register_worker(gateway: Gateway, token: str) -> None:
-    """A registered worker, so submits reach validation (else every one is
-    the designed 503 "no GPU worker has connected yet")."""
-    body = json.dumps(OBJECT_INFO).encode()
-    digest = hashlib.sha256(body).hexdigest()
-    with httpx.Client(base_url=gateway.url, headers={"Authorization": f"Bearer {token}"}) as http:
-        http.post(
-            "/worker/v1/register",
-            json={
-                "worker_id": "fuzz-gpu",
-                "object_info_digest": digest,
-                "nodes": list(OBJECT_INFO),
-            },
-        ).raise_for_status()
-        http.put(f"/worker/v1/object_info?digest={digest}", content=body).raise_for_status()
 
 
 def snapshot(gateway: Gateway, who: Person) -> dict[str, Any]:

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from websockets.sync.client import connect
 
 from tests.conftest import Gateway, Person
-from tests.fuzz.test_api_schema import REQUEST_TIMEOUT_S, register_worker
+from tests.fuzz.test_api_schema import REQUEST_TIMEOUT_S
+from tests.fuzz.worker import register_worker
 
 pytestmark = pytest.mark.slow
 
