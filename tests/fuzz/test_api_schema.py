@@ -86,6 +86,8 @@ def _httpx(kwargs: dict[str, Any]) -> dict[str, Any]:
     for key in ("params", "json", "content", "data", "files"):
         if kwargs.get(key) is not None:
             out[key] = kwargs[key]
+    if isinstance(out.get("data"), bytes | str):  # a raw body, as httpx wants it
+        out["content"] = out.pop("data")
     return out
 
 
