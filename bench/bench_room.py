@@ -21,7 +21,7 @@ import json
 import time
 from typing import Any
 
-from _harness import add_users, platform
+from _harness import add_users, platform, register_worker
 from _room import Room, load_average
 from bench_queue import sign_in as warm_passwords
 from bench_queue import submit_load
@@ -67,6 +67,9 @@ async def capacity(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     for gateways in (1, 2):
         with platform("--workers", str(gateways)) as p:
+            # with no worker ever registered every submit is a 503
+            token = p.cli("worker-token", "create", "bench-gpu").strip().splitlines()[-1]
+            await register_worker(p.url, token, "bench-gpu")
             people = add_users(p, args.users)
             await warm_passwords(p.port, people)
             await warm_passwords(p.port, people)  # each process caches its own check
