@@ -78,7 +78,8 @@ class Platform:
 
 
 @contextmanager
-def platform(**env: str) -> Iterator[Platform]:
+def platform(*extra: str, **env: str) -> Iterator[Platform]:
+    """`extra`: more arguments for `up` (`--workers 2`)."""
     with tempfile.TemporaryDirectory(prefix="cm-bench-") as tmp:
         data = Path(tmp) / "data"
         port = free_port()
@@ -93,6 +94,7 @@ def platform(**env: str) -> Iterator[Platform]:
                 str(data),
                 "--port",
                 str(port),
+                *extra,
             ],
             env=environ,
             stdout=subprocess.DEVNULL,

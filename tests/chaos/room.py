@@ -49,8 +49,9 @@ class UpProcess:
         return self.log.read_text(errors="replace")[-5000:]
 
 
-def start_up(data: Path, *extra: str, **env: str) -> UpProcess:
-    port = free_port()
+def start_up(data: Path, *extra: str, port: int = 0, **env: str) -> UpProcess:
+    """`port`: 0 for a free one; a given one to restart a room where its workers look."""
+    port = port or free_port()
     log = data.parent / f"up-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(

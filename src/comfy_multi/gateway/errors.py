@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from typing import Any
 
@@ -92,8 +93,28 @@ async def store_error(request: Request, exc: Exception) -> Response:
     )
 
 
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+async def disk_error(request: Request, exc: Exception) -> Response:
+    """A full disk (or quota) under the data dir is the room's state, not a
+    bug: 507 and a sentence for the participant; anything else stays a 500."""
+    if not isinstance(exc, OSError) or exc.errno not in DISK_FULL:
+        raise exc
+    logger.error("disk full on %s %s: %s", request.method, request.url.path, exc.strerror)
+    return JSONResponse(
+        {
+            "error": "disk_full",
+            "message": "The server has no space left to store this file; "
+            "tell the instructor (earlier files are safe)",
+        },
+        status_code=507,
+    )
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestError, request_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RedisError, store_error)
+    app.add_exception_handler(OSError, disk_error)

@@ -57,8 +57,13 @@ class ModeChange(Strict):
     mode: QueueMode
 
 
+MAX_CAP = 100_000  # far above any room; bounds what Redis and the event bus must carry
+
+
 class CapChange(Strict):
-    cap: int | None = Field(description="pending jobs allowed; 0 = no cap; null = room default")
+    cap: int | None = Field(
+        le=MAX_CAP, description="pending jobs allowed; 0 = no cap; null = room default"
+    )
 
 
 class NewUser(Strict):
