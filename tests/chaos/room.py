@@ -49,7 +49,9 @@ class UpProcess:
         return self.log.read_text(errors="replace")[-5000:]
 
 
-def start_up(data: Path, *extra: str, port: int = 0, **env: str) -> UpProcess:
+def start_up(
+    data: Path, *extra: str, port: int = 0, env: dict[str, str] | None = None
+) -> UpProcess:
     """`port`: 0 for a free one; a given one to restart a room where its workers look."""
     port = port or free_port()
     log = data.parent / f"up-{port}.log"
@@ -69,7 +71,7 @@ def start_up(data: Path, *extra: str, port: int = 0, **env: str) -> UpProcess:
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,
-            env=clean_env(**env),
+            env=clean_env(**(env or {})),
         )
     up = UpProcess(proc, f"http://127.0.0.1:{port}", data, log)
     deadline = time.monotonic() + START_TIMEOUT_S

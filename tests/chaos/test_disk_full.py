@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from comfy_multi.settings import Settings
 from tests.conftest import Gateway, Person, ServerThread
 from tests.fuzz.worker import register_worker
 
@@ -84,9 +85,9 @@ def png_of(size_bytes: int, seed: int) -> bytes:
 
 def test_full_disk_refuses_clearly_keeps_earlier_files_and_recovers(
     small_disk: Path,
-    settings,
+    settings: Settings,
     people: dict[str, Person],
-    worker_token: str,  # type: ignore[no-untyped-def]
+    worker_token: str,
 ) -> None:
     server = ServerThread(settings).start()
     gateway = Gateway(server.url, settings, server)

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 def test_gateway_killed_under_load_new_up_adopts_redis_and_loses_nothing(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    up = start_up(data, **env_for_tests())
+    up = start_up(data, env=env_for_tests())
     port = urlsplit(up.url).port
     assert port is not None
     people = [(name, f"{name}-pw") for name in ("alice", "bob", "carol")]
@@ -50,7 +50,7 @@ def test_gateway_killed_under_load_new_up_adopts_redis_and_loses_nothing(tmp_pat
         up.proc.wait(timeout=10)
         killed_at = time.monotonic()
         os.kill(redis_pid, 0)  # the embedded Redis outlived its `up`
-        second = start_up(data, port=port, **env_for_tests())
+        second = start_up(data, port=port, env=env_for_tests())
         wait_until(lambda: healthy(second.url), timeout=30)
         back_after = time.monotonic() - killed_at
         assert second.redis_pid() == redis_pid, "the new up started another Redis"

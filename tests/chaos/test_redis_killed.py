@@ -38,7 +38,7 @@ def healthy(url: str) -> bool:
 
 def test_redis_killed_under_load_comes_back_and_loses_nothing(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    up = start_up(data, **env_for_tests())
+    up = start_up(data, env=env_for_tests())
     people = [(name, f"{name}-pw") for name in ("alice", "bob", "carol")]
     for name, password in people:
         cli(data, "user", "add", name, "--password", password)

@@ -53,7 +53,7 @@ async def run_on_socket(url: str, auth: tuple[str, str], n: int) -> str:
 
 async def test_two_processes_one_room(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    up = start_up(data, "--workers", "2", **env_for_tests())
+    up = start_up(data, "--workers", "2", env=env_for_tests())
     cli(data, "user", "add", "alice", "--password", "alice-pw")
     standin = start_standin(tmp_path / "standin", tmp_path / "standin.log")
     worker = start_worker(up.url, worker_token(data, "gpu-1"), standin.url, tmp_path / "w.log")

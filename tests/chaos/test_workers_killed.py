@@ -26,7 +26,7 @@ KILLS = 3
 
 def test_workers_killed_and_frozen_lose_nothing(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    up = start_up(data, **env_for_tests())
+    up = start_up(data, env=env_for_tests())
     people = [(f"p{i:02d}", f"p{i:02d}-pw") for i in range(PEOPLE)]
     cli(data, "user", "add", "--from-csv", str(_class_list(tmp_path, people)))
     token = worker_token(data, "gpus")
