@@ -48,6 +48,7 @@ def password_hasher(profile: str = "argon2") -> PasswordHasher:
 _hasher = PasswordHasher()
 TOKEN_ID_CHARS = 12  # the listed id of an API token: a prefix of its digest
 MAX_TOKEN_DAYS = 3650
+MIN_TOKEN_DAYS = 1 / 86_400  # a second: shorter rounds to an expiry Redis refuses
 
 
 class PasswordChecks:
@@ -230,8 +231,11 @@ class UserStore:
     ) -> tuple[str, ApiToken]:
         """A new token (shown once) and what is kept about it."""
         await self.get(name)
-        if expires_days is not None and not 0 < expires_days <= MAX_TOKEN_DAYS:
-            raise BadRequest(f"expires_days must be more than 0 and at most {MAX_TOKEN_DAYS}")
+        if expires_days is not None and not MIN_TOKEN_DAYS <= expires_days <= MAX_TOKEN_DAYS:
+            raise BadRequest(
+                f"Expires_days must be at least {MIN_TOKEN_DAYS:.6f} (a second) "
+                f"and at most {MAX_TOKEN_DAYS}"
+            )
         token = "cmu_" + secrets.token_urlsafe(24)
         token_digest = digest(token)
         now_ms = int(time.time() * 1000)
