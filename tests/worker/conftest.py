@@ -263,7 +263,14 @@ class Room:
         async def enough() -> bool:
             return sum(1 for w in await self.workers() if w["online"]) >= count
 
+        async def nodes_published() -> bool:
+            # a worker shows online before its node definitions are stored; a Run
+            # submitted in between is refused with "no GPU worker yet"
+            answer = await self.http.get("/u/alice/api/object_info", auth=self.auth("alice"))
+            return answer.status_code == 200 and bool(answer.json())
+
         await wait_for(enough, timeout=within, interval=0.1)
+        await wait_for(nodes_published, timeout=within, interval=0.1)
 
 
 @pytest.fixture

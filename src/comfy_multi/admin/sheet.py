@@ -88,8 +88,9 @@ async def make_cards(
     replaced (ending their open sessions) and printed on the card."""
     cards = []
     for u in users:
-        token = await platform.users.create_signin_token(u.name)
+        # the new password first: a password change revokes the links made before it
         password = await platform.users.set_password(u.name) if new_passwords else None
+        token = await platform.users.create_signin_token(u.name)
         workspace = f"{base}/u/{quote(u.name)}/"
         cards.append(Card(u.name, workspace, f"{base}/signin/{token}", password))
     return cards

@@ -63,6 +63,8 @@ class PasswordChecks:
         self._limiter: anyio.CapacityLimiter | None = None
         self._queued = 0
         self._dummy: str | None = None
+        # the dummy hash costs what the store's real hashes cost (set by UserStore)
+        self.hasher = _hasher
 
     @property
     def queued(self) -> int:
@@ -78,7 +80,7 @@ class PasswordChecks:
         try:
             if hashed is None and self._dummy is None:
                 self._dummy = await anyio.to_thread.run_sync(
-                    _hasher.hash, secrets.token_hex(16), limiter=self._limiter
+                    self.hasher.hash, secrets.token_hex(16), limiter=self._limiter
                 )
             target = hashed if hashed is not None else self._dummy
             assert target is not None
@@ -145,6 +147,7 @@ class UserStore:
         self.sessions = SessionStore(redis)
         # verification reads the cost from each stored hash; only new hashes use this
         self.hasher = hasher or _default_hasher
+        self.checks.hasher = self.hasher
 
     async def add(self, name: str, password: str | None = None, *, admin: bool = False) -> str:
         """Create a user; returns the password (generated when not given)."""
