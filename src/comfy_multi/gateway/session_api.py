@@ -54,7 +54,9 @@ async def logout(request: Request) -> Response:
     return response
 
 
-NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+# same-origin, not no-referrer: the link never leaves in a Referer, and the confirm
+# form still sends its Origin (with no-referrer Chromium sends "null", refused as foreign)
+NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "same-origin"}
 
 
 @router.get("/signin/{token}", include_in_schema=False)
