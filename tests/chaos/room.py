@@ -11,6 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -160,3 +161,42 @@ def env_for_tests() -> dict[str, str]:
 
 def kill(pid: int, sig: signal.Signals = signal.SIGKILL) -> None:
     os.kill(pid, sig)
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.1):  # type: ignore[no-untyped-def]
+    """Poll a (sync) predicate until it is truthy; its value, or TimeoutError."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met in time")
+        time.sleep(interval)
+
+
+def assert_each_run_done_once(
+    url: str,
+    admin: tuple[str, str],
+    people: list[tuple[str, str]],
+    runs: dict[str, str],
+    within: float = 120,
+) -> None:
+    """Every acknowledged Run (job id -> owner) finishes, delivers exactly one
+    output, and stands in its owner's history."""
+
+    def job(job_id: str) -> dict[str, Any]:
+        answer = httpx.get(f"{url}/api/v1/jobs/{job_id}", auth=admin, timeout=10)
+        assert answer.status_code == 200, f"acknowledged job {job_id} is gone: {answer.text}"
+        return dict(answer.json())
+
+    wait_until(lambda: all(job(j)["state"] == "done" for j in runs), within, 1)
+    for job_id, name in runs.items():
+        record = job(job_id)
+        images = [i for o in record["outputs"].values() for i in o.get("images", [])]
+        assert len(images) == 1, f"{job_id} delivered {len(images)} outputs"
+        assert record["user"] == name
+    for name, password in people:
+        history = httpx.get(f"{url}/u/{name}/api/history", auth=(name, password)).json()
+        mine = {j for j, who in runs.items() if who == name}
+        assert mine <= set(history), f"{name}'s history lost jobs"

@@ -13,8 +13,17 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.chaos.room import Load, cli, env_for_tests, kill, start_up, worker_token
-from tests.chaos.test_redis_killed import healthy, wait_until
+from tests.chaos.room import (
+    Load,
+    assert_each_run_done_once,
+    cli,
+    env_for_tests,
+    kill,
+    start_up,
+    wait_until,
+    worker_token,
+)
+from tests.chaos.test_redis_killed import healthy
 from tests.comfy.procs import start_standin, start_worker
 
 pytestmark = pytest.mark.slow
@@ -59,21 +68,8 @@ def test_gateway_killed_under_load_new_up_adopts_redis_and_loses_nothing(tmp_pat
         load.stop()
         assert any(t > killed_at + back_after for t, _, _ in load.acked), "none after the restart"
 
-        def job(job_id: str) -> dict[str, object]:
-            answer = httpx.get(f"{second.url}/api/v1/jobs/{job_id}", auth=admin, timeout=10)
-            assert answer.status_code == 200, f"acknowledged job {job_id} is gone: {answer.text}"
-            return dict(answer.json())
-
-        wait_until(lambda: all(job(j)["state"] == "done" for _, _, j in load.acked), 120, 1)
-        for _, name, job_id in load.acked:
-            record = job(job_id)
-            images = [i for o in record["outputs"].values() for i in o.get("images", [])]  # type: ignore[attr-defined]
-            assert len(images) == 1, f"{job_id} delivered {len(images)} outputs"
-            assert record["user"] == name
-        for name, password in people:
-            history = httpx.get(f"{second.url}/u/{name}/api/history", auth=(name, password)).json()
-            mine = {j for _, who, j in load.acked if who == name}
-            assert mine <= set(history), f"{name}'s history lost jobs"
+        runs = {job_id: name for _, name, job_id in load.acked}
+        assert_each_run_done_once(second.url, admin, people, runs)
         print(
             f"new up serving {back_after:.2f} s after SIGKILL; {len(load.acked)} Runs "
             f"acknowledged, {load.refused} refused while down; none lost"

@@ -10,23 +10,21 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.chaos.room import Load, cli, env_for_tests, kill, start_up, worker_token
+from tests.chaos.room import (
+    Load,
+    assert_each_run_done_once,
+    cli,
+    env_for_tests,
+    kill,
+    start_up,
+    wait_until,
+    worker_token,
+)
 from tests.comfy.procs import start_standin, start_worker
 
 pytestmark = pytest.mark.slow
 
 RESTART_WITHIN_S = 10.0
-
-
-def wait_until(predicate, timeout: float, interval: float = 0.1):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met in time")
-        time.sleep(interval)
 
 
 def healthy(url: str) -> bool:
@@ -66,24 +64,8 @@ def test_redis_killed_under_load_comes_back_and_loses_nothing(tmp_path: Path) ->
         assert load.acked, "no Run was acknowledged"
         assert any(t > killed_at + back_after for t, _, _ in load.acked), "none after the restart"
 
-        def job(job_id: str) -> dict[str, object]:
-            answer = httpx.get(f"{up.url}/api/v1/jobs/{job_id}", auth=admin, timeout=10)
-            assert answer.status_code == 200, f"acknowledged job {job_id} is gone: {answer.text}"
-            return dict(answer.json())
-
-        def all_done() -> bool:
-            return all(job(j)["state"] == "done" for _, _, j in load.acked)
-
-        wait_until(all_done, timeout=120, interval=1)
-        for _, name, job_id in load.acked:
-            record = job(job_id)
-            images = [i for o in record["outputs"].values() for i in o.get("images", [])]  # type: ignore[attr-defined]
-            assert len(images) == 1, f"{job_id} delivered {len(images)} outputs"
-            assert record["user"] == name
-        for name, password in people:
-            history = httpx.get(f"{up.url}/u/{name}/api/history", auth=(name, password)).json()
-            mine = {j for _, who, j in load.acked if who == name}
-            assert mine <= set(history), f"{name}'s history lost jobs"
+        runs = {job_id: name for _, name, job_id in load.acked}
+        assert_each_run_done_once(up.url, admin, people, runs)
         print(
             f"Redis back {back_after:.2f} s after SIGKILL; {len(load.acked)} Runs acknowledged, "
             f"{load.refused} refused while it was down; none lost"
