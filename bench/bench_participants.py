@@ -67,14 +67,15 @@ class Stats:
 async def sign_in(p: Platform, people: list[tuple[str, str]]) -> list[Participant]:
     gate = asyncio.Semaphore(LOGIN_CONCURRENCY)
 
-    async def one(http: httpx.AsyncClient, name: str, password: str) -> Participant:
-        async with gate:
+    async def one(name: str, password: str) -> Participant:
+        # a client of its own: a shared cookie jar would send the previous
+        # person's cookie, and signing in ends the session it carries
+        async with gate, httpx.AsyncClient(base_url=p.url, timeout=120) as http:
             r = await http.post("/api/v1/login", json={"name": name, "password": password})
             r.raise_for_status()
             return Participant(name, r.cookies["cm_session"], p.port)
 
-    async with httpx.AsyncClient(base_url=p.url, timeout=120) as http:
-        return list(await asyncio.gather(*(one(http, n, pw) for n, pw in people)))
+    return list(await asyncio.gather(*(one(n, pw) for n, pw in people)))
 
 
 async def open_socket(p: Platform, who: Participant) -> None:
