@@ -17,24 +17,25 @@ from tests.conftest import free_port
 from tests.worker.prompts import empty_saved, png_bytes
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "comfy_multi", *args],
         capture_output=True,
         text=True,
         timeout=120,
-        env=clean_env(COLUMNS="200"),
+        cwd=cwd,
+        env=clean_env(COLUMNS="200", **env),
     )
 
 
 @contextmanager
-def room(data: Path) -> Iterator[str]:
+def room(data: Path, **env: str) -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "comfy_multi", "up", "--data-dir", str(data), "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env=clean_env(),
+        env=clean_env(**env),
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -144,3 +145,18 @@ def test_restore_refuses_what_is_not_a_backup(tmp_path: Path) -> None:
     result = cli("restore", str(bogus), "--data-dir", str(tmp_path / "d"))
     assert result.returncode == 1
     assert "cannot read" in result.stderr
+
+
+def test_backup_finds_the_running_room_from_any_directory(tmp_path: Path) -> None:
+    """Typed in another directory without --data-dir, backup takes the one room
+    that is running, as every other command does, and names it."""
+    data, elsewhere, archive = tmp_path / "room", tmp_path / "home", tmp_path / "b.tar.gz"
+    elsewhere.mkdir()
+    rooms = {"COMFY_MULTI_ROOMS_DIR": str(tmp_path / "rooms")}
+    with room(data, **rooms):
+        made = cli("backup", "--out", str(archive), cwd=elsewhere, **rooms)
+        assert made.returncode == 0, made.stderr
+        assert str(data.resolve()) in made.stdout.splitlines()[0]
+        assert "the only one running" in made.stdout
+    assert archive.stat().st_size > 0
+    assert not (elsewhere / "data").exists()  # no room made where it was typed

@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 from rich.console import Console
 
 from comfy_multi.errors import ConfigError
+from comfy_multi.room import find_room
 from comfy_multi.services.backup import restore_backup, write_backup
 from comfy_multi.settings import Settings, load_settings
 from comfy_multi.store.connection import connect
@@ -50,7 +51,8 @@ def _room_is_running(settings: Settings) -> bool:
 
 
 @contextlib.contextmanager
-def _redis_url(settings: Settings, *, create: bool) -> Iterator[str]:
+def _redis_url(settings: Settings) -> Iterator[str]:
+    """The room's Redis: REDIS_URL, the running embedded one, or one started for this command."""
     if settings.redis_url:
         yield settings.redis_url
         return
@@ -58,11 +60,6 @@ def _redis_url(settings: Settings, *, create: bool) -> Iterator[str]:
     if embedded.running_pid() is not None:
         yield embedded.url
         return
-    if not create and not settings.redis_dir.is_dir():
-        raise ConfigError(
-            f"no room at {settings.data_dir.resolve()}: point --data-dir (or "
-            "COMFY_MULTI_DATA_DIR, or REDIS_URL) at the room to back up"
-        )
     embedded.start(adopt=False)
     try:
         yield embedded.url
@@ -79,8 +76,12 @@ def backup_command(
     data_dir: DataDir = None,
 ) -> None:
     """Copy the room (state and files) into one archive; safe while the room runs."""
-    settings = load_settings(data_dir=data_dir)
-    console.print(f"Room: {_room_name(settings)}")
+    try:  # the same room every other command finds, running or not
+        room = find_room(load_settings(data_dir=data_dir))
+    except ConfigError as exc:
+        raise _fail(str(exc)) from None
+    settings = room.settings
+    console.print(room.describe(), highlight=False, soft_wrap=True)
 
     async def run(url: str) -> None:
         raw = connect(url, decode=False)
@@ -94,7 +95,7 @@ def backup_command(
         )
 
     try:
-        with _redis_url(settings, create=False) as url:
+        with _redis_url(settings) as url:
             asyncio.run(run(url))
     except (ConfigError, RedisError, OSError) as exc:
         raise _fail(str(exc)) from None
@@ -132,7 +133,7 @@ def restore_command(
         console.print(f"Restored {summary.keys} keys and {summary.files} files from {source}")
 
     try:
-        with _redis_url(settings, create=True) as url:
+        with _redis_url(settings) as url:
             asyncio.run(run(url))
     except (ConfigError, RedisError, OSError) as exc:
         raise _fail(str(exc)) from None
