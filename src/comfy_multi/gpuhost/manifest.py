@@ -42,6 +42,7 @@ FETCH_TIMEOUT_S = 30.0
 
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$", to_lower=True)]
 _SAFE_PART = re.compile(r"^[A-Za-z0-9._+@=-][A-Za-z0-9 ._+@=-]*$")
+_REGISTRY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # ids and versions go into URLs
 
 
 def _relative_path(value: str, what: str) -> str:
@@ -84,6 +85,9 @@ class CustomNode(_Strict):
             raise ValueError(f"custom node {self.git}: pin it with `rev` (a commit)")
         if self.registry and not self.version:
             raise ValueError(f"custom node {self.registry}: pin it with `version`")
+        for part in (self.registry, self.version) if self.registry else ():
+            if not _REGISTRY_NAME.match(str(part)):
+                raise ValueError(f"custom node {self.registry!r}: {part!r} is no registry name")
         if self.name is not None:
             _relative_path(self.name, "custom node name")
         return self

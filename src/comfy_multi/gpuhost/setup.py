@@ -7,10 +7,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
 import tarfile
+import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ LAYOUT_FILE = "gpu-host.json"
 FIRST_COMFYUI_PORT = 8188
 GIT_TIMEOUT_S = 600.0
 PIP_TIMEOUT_S = 3600.0
+MAX_NODE_ARCHIVE_BYTES = 2_000_000_000  # unpacked; the largest real node packs are far smaller
 
 Say = Callable[[str], None]
 
@@ -168,9 +171,13 @@ def install_custom_nodes(manifest: Manifest, comfyui: Path, say: Say) -> list[Pa
     return folders
 
 
+def registry_url() -> str:
+    """The Comfy registry's API; a mirror or a test server through the environment."""
+    return os.environ.get("COMFY_MULTI_REGISTRY_URL", "https://api.comfy.org").rstrip("/")
+
+
 def _install_from_registry(node: CustomNode, dest: Path, say: Say) -> None:
     import io
-    import zipfile
 
     import httpx
 
@@ -178,20 +185,40 @@ def _install_from_registry(node: CustomNode, dest: Path, say: Say) -> None:
     if stamp.is_file() and stamp.read_text() == node.version:
         return
     say(f"custom node {node.folder}: {node.registry} {node.version} from the Comfy registry")
-    api = f"https://api.comfy.org/nodes/{node.registry}/install"
+    api = f"{registry_url()}/nodes/{node.registry}/install"
     try:
         info = httpx.get(api, params={"version": node.version}, timeout=60).raise_for_status()
         archive = httpx.get(info.json()["downloadUrl"], timeout=600, follow_redirects=True)
         archive.raise_for_status()
-    except (httpx.HTTPError, KeyError, ValueError) as exc:
+    except (httpx.HTTPError, KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"custom node {node.registry} {node.version}: {exc}") from None
+    # unpacked beside its place and moved in whole: a bad archive leaves the old install
+    unpack = dest.with_name(f".{dest.name}.unpacking")
+    shutil.rmtree(unpack, ignore_errors=True)
+    try:
+        with zipfile.ZipFile(io.BytesIO(archive.content)) as z:
+            _check_archive(z, f"custom node {node.registry} {node.version}")
+            z.extractall(unpack)
+    except zipfile.BadZipFile:
+        raise ConfigError(
+            f"custom node {node.registry} {node.version}: the registry sent no zip archive"
+        ) from None
+    (unpack / stamp.name).write_text(str(node.version))
     shutil.rmtree(dest, ignore_errors=True)
-    with zipfile.ZipFile(io.BytesIO(archive.content)) as z:
-        for member in z.namelist():
-            if member.startswith("/") or ".." in Path(member).parts:
-                raise ConfigError(f"custom node {node.registry}: unsafe path {member!r}")
-        z.extractall(dest)
-    stamp.write_text(str(node.version))
+    unpack.rename(dest)
+
+
+def _check_archive(archive: zipfile.ZipFile, what: str) -> None:
+    total = 0
+    for member in archive.infolist():
+        if member.filename.startswith("/") or ".." in Path(member.filename).parts:
+            raise ConfigError(f"{what}: unsafe path {member.filename!r} in its archive")
+        total += member.file_size
+    if total > MAX_NODE_ARCHIVE_BYTES:
+        raise ConfigError(
+            f"{what}: unpacks to {total / 1e9:.1f} GB, over the "
+            f"{MAX_NODE_ARCHIVE_BYTES / 1e9:.0f} GB a custom node may take"
+        )
 
 
 def ensure_venv(folder: Path, venv: Path | None, say: Say) -> Path:
